@@ -1,0 +1,212 @@
+"""The privacy team's policy file, parsed once into a frozen, pre-compiled `Policy`.
+
+Validation is strict: an unknown section or key is an error (a misspelt rule must never silently
+mean "no rule"), and every error names the key and, where it can be found, the line.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Literal, cast
+
+from anonymizer.errors import PolicyError
+from anonymizer.geo import GRANULARITIES, Granularity
+from anonymizer.url import UrlScrubber
+
+Rotation = Literal["never", "daily", "monthly"]
+ROTATIONS: tuple[Rotation, ...] = ("never", "daily", "monthly")
+# Fields that identify a person and may only be stored as keyed pseudonyms.
+IDENTIFIER_FIELDS = ("user_id", "session_id")
+DEFAULT_PLANS: Mapping[str, int] = MappingProxyType(
+    {"free": 30, "standard": 395, "enterprise": 1095}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IpPolicy:
+    ipv4_prefix: int = 24
+    ipv6_prefix: int = 48
+
+
+@dataclass(frozen=True, slots=True)
+class GeoPolicy:
+    granularity: Granularity = "city"
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifiersPolicy:
+    """Identifier fields listed here are pseudonymized; identifier fields not listed are dropped."""
+
+    fields: frozenset[str] = frozenset(IDENTIFIER_FIELDS)
+    rotation: Rotation = "monthly"
+
+    def epoch(self, now: datetime) -> str:
+        """The key epoch in force at `now` (UTC): `0`, `2026-11` or `2026-11-25`."""
+        if self.rotation == "never":
+            return "0"
+        if self.rotation == "monthly":
+            return f"{now.year:04d}-{now.month:02d}"
+        return f"{now.year:04d}-{now.month:02d}-{now.day:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    days: int = 395
+    plans: Mapping[str, int] = field(default_factory=lambda: DEFAULT_PLANS)
+
+    def days_for(self, plan: str) -> int:
+        """Retention for a tenant's plan; `days` when the tenant has no plan."""
+        return self.plans.get(plan, self.days) if plan else self.days
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    version: int
+    ip: IpPolicy
+    geo: GeoPolicy
+    identifiers: IdentifiersPolicy
+    url: UrlScrubber
+    retention: RetentionPolicy
+
+
+def default_policy() -> Policy:
+    """The policy in force when no file is configured: the documented defaults."""
+    return parse_policy("version = 1\n")
+
+
+def parse_policy(text: str) -> Policy:
+    """Parse and validate a policy; raises `PolicyError` naming the key and line."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise PolicyError("<file>", f"not valid TOML: {e}", int(m.group(1)) if m else None) from e
+    r = _Reader(doc, text)
+    r.check_unknown()
+    version = r.integer("", "version", None, 1, 2**31 - 1)
+    ip = IpPolicy(
+        ipv4_prefix=r.integer("ip", "ipv4_prefix", 24, 0, 32),
+        ipv6_prefix=r.integer("ip", "ipv6_prefix", 48, 0, 128),
+    )
+    geo = GeoPolicy(
+        granularity=cast(Granularity, r.choice("geo", "granularity", "city", GRANULARITIES))
+    )
+    fields = r.str_list("identifiers", "fields", list(IDENTIFIER_FIELDS))
+    for i, f in enumerate(fields):
+        if f not in IDENTIFIER_FIELDS:
+            raise r.error(
+                "identifiers",
+                "fields",
+                f"[{i}] {f!r} is not an identifier field; known: " + ", ".join(IDENTIFIER_FIELDS),
+            )
+    identifiers = IdentifiersPolicy(
+        fields=frozenset(fields),
+        rotation=cast(Rotation, r.choice("identifiers", "rotation", "monthly", ROTATIONS)),
+    )
+    r.choice("identifiers", "visitor_id", "none", ("none",))
+    keep = r.str_list("url", "keep_query_params", ["utm_source", "utm_medium", "utm_campaign"])
+    redact = r.str_list("url", "redact", ["email", "token", "uuid", "digits>=6"])
+    url = r.wrap("url", "redact", lambda: UrlScrubber.build(keep, redact))
+    days = r.integer("retention", "days", 395, 1, 36500)
+    plans_raw = r.table("retention", "plans", dict(DEFAULT_PLANS))
+    plans: dict[str, int] = {}
+    for name, value in plans_raw.items():
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 36500:
+            raise r.error("retention.plans", name, "must be a whole number of days from 1 to 36500")
+        plans[name] = value
+    retention = RetentionPolicy(days=days, plans=MappingProxyType(plans))
+    return Policy(version, ip, geo, identifiers, url, retention)
+
+
+_SECTIONS: Mapping[str, frozenset[str]] = {
+    "": frozenset({"version", "ip", "geo", "identifiers", "url", "retention"}),
+    "ip": frozenset({"ipv4_prefix", "ipv6_prefix"}),
+    "geo": frozenset({"granularity"}),
+    "identifiers": frozenset({"fields", "rotation", "visitor_id"}),
+    "url": frozenset({"keep_query_params", "redact"}),
+    "retention": frozenset({"days", "plans"}),
+}
+
+
+class _Reader:
+    """Typed access to the parsed TOML with errors that point at the file."""
+
+    def __init__(self, doc: dict[str, Any], text: str) -> None:
+        self.doc = doc
+        self.lines = text.splitlines()
+
+    def section(self, name: str) -> dict[str, Any]:
+        if not name:
+            return self.doc
+        value = self.doc.get(name, {})
+        if not isinstance(value, dict):
+            raise self.error("", name, "must be a table")
+        return value
+
+    def line_of(self, section: str, key: str) -> int | None:
+        """Best-effort line number of `key` inside `[section]`; tomllib keeps no positions."""
+        current = ""
+        key_re = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+        header_re = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+")
+        for n, line in enumerate(self.lines, 1):
+            h = header_re.match(line)
+            if h:
+                current = h.group(1)
+                if current == f"{section}.{key}" or (current == key and not section):
+                    return n
+                continue
+            if current == section and key_re.match(line):
+                return n
+        return None
+
+    def error(self, section: str, key: str, reason: str) -> PolicyError:
+        dotted = f"{section}.{key}" if section else key
+        parent, _, leaf = dotted.rpartition(".")
+        return PolicyError(dotted, reason, self.line_of(parent, leaf))
+
+    def _get(self, section: str, key: str, default: Any) -> Any:
+        value = self.section(section).get(key, default)
+        if value is None:
+            raise self.error(section, key, "is required")
+        return value
+
+    def integer(self, section: str, key: str, default: int | None, lo: int, hi: int) -> int:
+        value = self._get(section, key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise self.error(section, key, f"must be a whole number from {lo} to {hi}")
+        return value
+
+    def choice(self, section: str, key: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self._get(section, key, default)
+        if value not in allowed:
+            raise self.error(section, key, f"must be one of {', '.join(map(repr, allowed))}")
+        return str(value)
+
+    def str_list(self, section: str, key: str, default: list[str]) -> list[str]:
+        value = self._get(section, key, default)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(section, key, "must be a list of strings")
+        return list(value)
+
+    def table(self, section: str, key: str, default: dict[str, Any]) -> dict[str, Any]:
+        value = self._get(section, key, default)
+        if not isinstance(value, dict):
+            raise self.error(section, key, "must be a table")
+        return value
+
+    def wrap(self, section: str, key: str, build: Callable[[], UrlScrubber]) -> UrlScrubber:
+        try:
+            return build()
+        except PolicyError as e:
+            raise PolicyError(e.key, e.reason, self.line_of(section, key)) from e
+
+    def check_unknown(self) -> None:
+        for section, known in _SECTIONS.items():
+            for key in self.section(section):
+                if key not in known:
+                    raise self.error(section, key, "unknown key")

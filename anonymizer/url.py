@@ -1,0 +1,113 @@
+"""URL scrubbing: drop query parameters not on the allowlist, cut referrers to their host, and
+replace path segments that look like personal data with placeholders.
+
+Rules are compiled once when the policy is built, never per record.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from anonymizer.errors import PolicyError
+
+_EMAIL = re.compile(r"^[^@\s/]+@[^@\s/]+\.[^@\s/]+$")
+_UUID = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+)
+# A token: a long hex string, a JWT, or a long mixed-case alphanumeric run. Lower-case slugs with
+# dashes ("logstash-monitorama-2013") are ordinary page names and stay.
+_TOKEN = re.compile(
+    r"^(?:[0-9a-fA-F]{16,}"
+    r"|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"
+    r"|(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])[A-Za-z0-9_-]{20,})$"
+)
+_IPV4 = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
+_DIGITS_RULE = re.compile(r"^digits>=(\d+)$")
+REDACT_RULES = ("email", "token", "uuid", "digits>=N")
+
+
+@dataclass(frozen=True, slots=True)
+class UrlScrubber:
+    """Compiled form of the `[url]` policy section."""
+
+    keep_query_params: frozenset[str]
+    redact_email: bool
+    redact_uuid: bool
+    redact_token: bool
+    digits_run: re.Pattern[str] | None
+
+    @classmethod
+    def build(cls, keep_query_params: list[str], redact: list[str]) -> UrlScrubber:
+        digits: re.Pattern[str] | None = None
+        for i, rule in enumerate(redact):
+            m = _DIGITS_RULE.match(rule)
+            if m:
+                n = int(m.group(1))
+                if n < 1:
+                    raise PolicyError(f"url.redact[{i}]", "digits>=N needs N >= 1")
+                digits = re.compile(r"\d{" + str(n) + ",}")
+            elif rule not in ("email", "token", "uuid"):
+                raise PolicyError(
+                    f"url.redact[{i}]", f"unknown rule {rule!r}; known: {', '.join(REDACT_RULES)}"
+                )
+        return cls(
+            frozenset(keep_query_params),
+            "email" in redact,
+            "uuid" in redact,
+            "token" in redact,
+            digits,
+        )
+
+    def redact_value(self, value: str) -> str:
+        """The placeholder for a value that looks personal, else the value itself."""
+        if not value:
+            return value
+        plain = unquote(value) if "%" in value else value
+        if self.redact_email and "@" in plain and _EMAIL.match(plain):
+            return "{email}"
+        if self.redact_uuid and _UUID.match(plain):
+            return "{uuid}"
+        if self.redact_token and _TOKEN.match(plain):
+            return "{token}"
+        if self.digits_run is not None and self.digits_run.search(plain):
+            return "{id}"
+        return value
+
+    def scrub(self, target: str) -> tuple[str, str]:
+        """Split a request target into a scrubbed path and the allowlisted query string."""
+        path, _, query = target.partition("?")
+        path = path.partition("#")[0]
+        path = "/".join(self.redact_value(seg) for seg in path.split("/"))
+        if not query or not self.keep_query_params:
+            return path, ""
+        kept = []
+        for pair in query.partition("#")[0].split("&"):
+            name, eq, value = pair.partition("=")
+            if name in self.keep_query_params:
+                kept.append(f"{name}{eq}{self.redact_value(value)}")
+        return path, "&".join(kept)
+
+
+def referrer_host(referrer: str) -> str:
+    """Only the host of a referrer: its path and query can carry anything, even an email."""
+    if not referrer or referrer == "-":
+        return ""
+    _, sep, rest = referrer.partition("://")
+    if not sep:
+        if not referrer.startswith("//"):
+            return ""
+        rest = referrer[2:]
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    return scrub_host(authority.rpartition("@")[2])
+
+
+def scrub_host(host: str) -> str:
+    """Lower-cased host without port; an IP literal becomes `{ip}` so no address is stored."""
+    if host.startswith("["):
+        return "{ip}"
+    host = host.split(":", 1)[0].lower() if host.count(":") <= 1 else host.lower()
+    if ":" in host or _IPV4.match(host):
+        return "{ip}"
+    return host

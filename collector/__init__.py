@@ -1,0 +1,1 @@
+"""Telemetry Collector: ingest -> decode -> validate -> enrich -> anonymize -> batch -> sink."""

@@ -1,0 +1,58 @@
+"""API keys: the tenant comes from the key, never from the body.
+
+Keys are configured only as SHA-256 hex. The presented key is hashed and compared with every
+configured hash in constant time, so neither timing nor an early exit tells which key was close.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from collector.config import TenantConfig
+from collector.errors import Unauthorized
+
+KEY_PREFIX = "tck_"
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    plan: str
+    key_id: str  # first 12 hex digits of the key's SHA-256: safe to log, names the key
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def new_api_key() -> str:
+    """A fresh random key (256 bits) in a recognizable form, for `collector init` and `new-key`."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+class Authenticator:
+    def __init__(self, tenants: tuple[TenantConfig, ...]) -> None:
+        self._entries = [
+            (bytes.fromhex(h), Tenant(t.id, t.plan, h[:12]))
+            for t in tenants
+            for h in t.api_key_sha256
+        ]
+
+    def authenticate(self, authorization: str | None) -> Tenant:
+        if not authorization:
+            raise Unauthorized("missing Authorization: Bearer <api key>")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("Authorization must be 'Bearer <api key>'")
+        digest = hashlib.sha256(token.encode()).digest()
+        found: Tenant | None = None
+        for expected, tenant in self._entries:
+            if hmac.compare_digest(digest, expected):
+                found = tenant
+        if found is None:
+            raise Unauthorized("unknown API key")
+        return found

@@ -1,0 +1,141 @@
+"""`collector serve | sql | migrate | init | new-key`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import orjson
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
+from collector.auth import hash_key, new_api_key
+from collector.config import load_config
+from collector.errors import CollectorError
+from collector.sink_chdb import ChdbSink
+
+log = logging.getLogger("collector")
+DEV_KEY_MARKER = "# dev-key-sha256"
+
+
+class AccessLogger(AbstractAccessLogger):
+    """aiohttp's default access log writes the client address: ours never does."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        info = request.match_info
+        route = info.route.resource.canonical if info.route.resource is not None else "<unmatched>"
+        self.logger.info("%s %s %d %.1fms", request.method, route, response.status, time * 1000)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from collector.app import create_app
+
+    config = load_config(Path(args.config))
+    app = create_app(config)
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+    log.info("collector listening on http://%s:%d (storage: %s)", host, port, config.storage.path)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        shutdown_timeout=config.server.shutdown_timeout_s,
+        access_log_class=AccessLogger,
+        print=None,
+        handle_signals=True,
+    )
+    log.info("collector stopped")
+    return 0
+
+
+def _open_sink(config_path: str) -> ChdbSink:
+    """The embedded engine of a config, for commands run while the server is not."""
+    s = load_config(Path(config_path)).storage
+    return ChdbSink(s.chdb_path, s.database, s.tmp_path)
+
+
+def _sql(args: argparse.Namespace) -> int:
+    sink = _open_sink(args.config)
+    try:
+        sink.migrate()
+        out = sys.stdout.buffer
+        for row in sink.query(args.query):
+            out.write(orjson.dumps(row) + b"\n")
+    finally:
+        sink.close()
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    sink = _open_sink(args.config)
+    try:
+        applied = sink.migrate()
+    finally:
+        sink.close()
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    """A development config with a fresh API key: the key is shown once, only its hash kept."""
+    target = Path(args.config)
+    if target.exists():
+        print(f"using existing {target}", file=sys.stderr)
+        return 0
+    example = Path(args.example)
+    text = example.read_text()
+    if DEV_KEY_MARKER not in text:
+        shutil.copyfile(example, target)
+        return 0
+    key = new_api_key()
+    target.write_text(text.replace(DEV_KEY_MARKER, f'"{hash_key(key)}"'))
+    print(f"created {target} with a development API key for tenant 'dev' (shown only now):")
+    print(f"  {key}")
+    print(
+        "try: curl -H 'Authorization: Bearer " + key + "' -H 'Content-Type: application/json' "
+        '-d \'[{"ip":"203.0.113.7","path":"/"}]\' http://127.0.0.1:8080/v1/logs'
+    )
+    return 0
+
+
+def _new_key(args: argparse.Namespace) -> int:
+    key = new_api_key()
+    print(f"api key (give to the client, store nowhere): {key}")
+    print(f'config line: api_key_sha256 = ["{hash_key(key)}"]')
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    p = argparse.ArgumentParser(prog="collector", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the HTTP collector")
+    s.add_argument("--config", required=True)
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.set_defaults(func=_serve)
+    q = sub.add_parser("sql", help="run a query on the embedded engine and print JSON lines")
+    q.add_argument("--config", required=True)
+    q.add_argument("query")
+    q.set_defaults(func=_sql)
+    m = sub.add_parser("migrate", help="apply pending sql/ migrations")
+    m.add_argument("--config", required=True)
+    m.set_defaults(func=_migrate)
+    i = sub.add_parser("init", help="create a development config with a fresh API key")
+    i.add_argument("--config", required=True)
+    i.add_argument("--example", default="collector.example.toml")
+    i.set_defaults(func=_init)
+    k = sub.add_parser("new-key", help="print a new API key and its config line")
+    k.set_defaults(func=_new_key)
+    args = p.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except CollectorError as e:
+        print(f"collector: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,222 @@
+"""Service configuration: one TOML file, parsed into frozen dataclasses and validated once.
+
+Unknown keys are errors, so a misspelt setting fails at start instead of silently taking a default.
+Relative paths are resolved against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from collector.errors import ConfigError
+
+TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 10 * MIB
+    max_decompressed_bytes: int = 64 * MIB
+    max_records: int = 10_000
+    shutdown_timeout_s: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    engine: str = "embedded"
+    path: Path = Path("data")
+    database: str = "telemetry"
+
+    @property
+    def chdb_path(self) -> Path:
+        return self.path / "chdb"
+
+    @property
+    def keys_path(self) -> Path:
+        return self.path / "keys"
+
+    @property
+    def tmp_path(self) -> Path:
+        return self.path / "tmp"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchConfig:
+    """Flush at `max_rows` or `max_delay_ms` after the first pending row, whichever first."""
+
+    max_rows: int = 5_000
+    max_delay_ms: int = 200
+    max_pending_rows: int = 200_000
+    insert_retries: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichConfig:
+    geoip_database: Path | None = None
+    user_agent_cache_size: int = 16_384
+
+
+@dataclass(frozen=True, slots=True)
+class TenantConfig:
+    id: str
+    plan: str = ""
+    api_key_sha256: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    enrich: EnrichConfig = field(default_factory=EnrichConfig)
+    policy_file: Path | None = None
+    tenants: tuple[TenantConfig, ...] = ()
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a config file."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror}") from e
+    return parse_config(text, base=path.parent)
+
+
+def parse_config(text: str, base: Path) -> Config:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config is not valid TOML: {e}") from e
+    _known(doc, "", {"server", "storage", "batch", "geoip", "user_agent", "policy", "tenants"})
+    server = _section(doc, "server")
+    storage = _section(doc, "storage")
+    batch = _section(doc, "batch")
+    geoip = _section(doc, "geoip")
+    ua = _section(doc, "user_agent")
+    policy = _section(doc, "policy")
+    _known(server, "server", set(ServerConfig.__slots__))
+    _known(storage, "storage", {"engine", "path", "database"})
+    _known(batch, "batch", set(BatchConfig.__slots__))
+    _known(geoip, "geoip", {"database"})
+    _known(ua, "user_agent", {"cache_size"})
+    _known(policy, "policy", {"file"})
+
+    d = ServerConfig()
+    server_cfg = ServerConfig(
+        host=_str(server, "server.host", d.host),
+        port=_int(server, "server.port", d.port, 0, 65535),
+        max_body_bytes=_int(server, "server.max_body_bytes", d.max_body_bytes, 1, 2**40),
+        max_decompressed_bytes=_int(
+            server, "server.max_decompressed_bytes", d.max_decompressed_bytes, 1, 2**40
+        ),
+        max_records=_int(server, "server.max_records", d.max_records, 1, 10**7),
+        shutdown_timeout_s=_int(server, "server.shutdown_timeout_s", d.shutdown_timeout_s, 1, 3600),
+    )
+    engine = _str(storage, "storage.engine", "embedded")
+    if engine != "embedded":
+        raise ConfigError('storage.engine: must be "embedded" (the only engine in this version)')
+    database = _str(storage, "storage.database", "telemetry")
+    if not DATABASE.match(database):
+        raise ConfigError("storage.database: must be letters, digits and _ (max 63)")
+    storage_cfg = StorageConfig(
+        engine=engine, path=_path(base, _str(storage, "storage.path", "data")), database=database
+    )
+    b = BatchConfig()
+    batch_cfg = BatchConfig(
+        max_rows=_int(batch, "batch.max_rows", b.max_rows, 1, 10**7),
+        max_delay_ms=_int(batch, "batch.max_delay_ms", b.max_delay_ms, 0, 60_000),
+        max_pending_rows=_int(batch, "batch.max_pending_rows", b.max_pending_rows, 1, 10**9),
+        insert_retries=_int(batch, "batch.insert_retries", b.insert_retries, 0, 100),
+    )
+    geo_db = _str(geoip, "geoip.database", "")
+    enrich_cfg = EnrichConfig(
+        geoip_database=_path(base, geo_db) if geo_db else None,
+        user_agent_cache_size=_int(ua, "user_agent.cache_size", 16_384, 0, 10**7),
+    )
+    policy_file = _str(policy, "policy.file", "")
+    tenants = _tenants(doc.get("tenants", []))
+    return Config(
+        server=server_cfg,
+        storage=storage_cfg,
+        batch=batch_cfg,
+        enrich=enrich_cfg,
+        policy_file=_path(base, policy_file) if policy_file else None,
+        tenants=tenants,
+    )
+
+
+def _tenants(raw: Any) -> tuple[TenantConfig, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("tenants: must be an array of tables ([[tenants]])")
+    out: list[TenantConfig] = []
+    seen_ids: set[str] = set()
+    seen_keys: set[str] = set()
+    for i, t in enumerate(raw):
+        where = f"tenants[{i}]"
+        if not isinstance(t, dict):
+            raise ConfigError(f"{where}: must be a table")
+        _known(t, where, {"id", "plan", "api_key_sha256"})
+        tid = _str(t, f"{where}.id", "")
+        if not TENANT_ID.match(tid):
+            raise ConfigError(f"{where}.id: must match {TENANT_ID.pattern}")
+        if tid in seen_ids:
+            raise ConfigError(f"{where}.id: duplicate tenant id {tid!r}")
+        seen_ids.add(tid)
+        keys = t.get("api_key_sha256", [])
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ConfigError(f"{where}.api_key_sha256: must be a list of strings")
+        for j, k in enumerate(keys):
+            if not SHA256_HEX.match(k):
+                raise ConfigError(
+                    f"{where}.api_key_sha256[{j}]: must be 64 lower-case hex digits (a SHA-256)"
+                )
+            if k in seen_keys:
+                raise ConfigError(f"{where}.api_key_sha256[{j}]: the same key is listed twice")
+            seen_keys.add(k)
+        out.append(
+            TenantConfig(id=tid, plan=_str(t, f"{where}.plan", ""), api_key_sha256=tuple(keys))
+        )
+    return tuple(out)
+
+
+def _section(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: must be a table")
+    return value
+
+
+def _known(table: Mapping[str, Any], where: str, known: set[str]) -> None:
+    for key in table:
+        if key not in known:
+            dotted = f"{where}.{key}" if where else key
+            raise ConfigError(f"{dotted}: unknown key; known: {', '.join(sorted(known))}")
+
+
+def _str(table: Mapping[str, Any], dotted: str, default: str) -> str:
+    value = table.get(dotted.rsplit(".", 1)[-1], default)
+    if not isinstance(value, str):
+        raise ConfigError(f"{dotted}: must be a string")
+    return value
+
+
+def _int(table: Mapping[str, Any], dotted: str, default: int, lo: int, hi: int) -> int:
+    value = table.get(dotted.rsplit(".", 1)[-1], default)
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ConfigError(f"{dotted}: must be a whole number from {lo} to {hi}")
+    return value
+
+
+def _path(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()

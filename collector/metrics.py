@@ -1,0 +1,40 @@
+"""Counters for `/metrics` (Prometheus text). Labels are kinds, fields and reasons, never values."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.received: Counter[str] = Counter()
+        self.accepted: Counter[str] = Counter()
+        self.rejected: Counter[tuple[str, str]] = Counter()
+        self.requests: Counter[tuple[str, int]] = Counter()
+
+    def render(self, gauges: dict[str, float]) -> str:
+        lines = [
+            "# TYPE collector_records_received_total counter",
+            *(
+                f'collector_records_received_total{{kind="{k}"}} {v}'
+                for k, v in self.received.items()
+            ),
+            "# TYPE collector_records_accepted_total counter",
+            *(
+                f'collector_records_accepted_total{{kind="{k}"}} {v}'
+                for k, v in self.accepted.items()
+            ),
+            "# TYPE collector_records_rejected_total counter",
+            *(
+                f'collector_records_rejected_total{{kind="{k}",field="{f}"}} {v}'
+                for (k, f), v in self.rejected.items()
+            ),
+            "# TYPE collector_http_responses_total counter",
+            *(
+                f'collector_http_responses_total{{route="{r}",status="{s}"}} {v}'
+                for (r, s), v in self.requests.items()
+            ),
+        ]
+        for name, value in gauges.items():
+            lines += [f"# TYPE {name} gauge", f"{name} {value}"]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,70 @@
+"""Errors as JSON, and access control on every route that is not explicitly public.
+
+Every error body comes from `error_response`: `{"error": ..., "detail": ...}`. Unexpected
+exceptions are logged by type and traceback only (their messages may quote input) and answered
+as a bare 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from collector.appkeys import AUTH
+from collector.auth import Tenant
+from collector.errors import HttpError
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_TENANT = "tenant"
+
+
+def error_response(
+    status: int, error: str, detail: str = "", retry_after: int | None = None
+) -> web.Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return web.json_response({"error": error, "detail": detail}, status=status, headers=headers)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except HttpError as e:
+        return error_response(e.status, e.error, e.detail, e.retry_after)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, "payload too large", "body over the size limit")
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        return error_response(e.status, e.reason.lower(), "")
+    except Exception as e:
+        tb = "".join(traceback.format_tb(e.__traceback__))
+        log.error(
+            "unhandled %s on %s %s\n%s", type(e).__name__, request.method, _route(request), tb
+        )
+        return error_response(500, "internal error", "")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path not in PUBLIC_PATHS:
+        request[_TENANT] = request.app[AUTH].authenticate(request.headers.get("Authorization"))
+    return await handler(request)
+
+
+def current_tenant(request: web.Request) -> Tenant:
+    tenant = request[_TENANT]
+    assert isinstance(tenant, Tenant)
+    return tenant
+
+
+def _route(request: web.Request) -> str:
+    """The route template, never the raw path: paths of unmatched requests can carry anything."""
+    info = request.match_info
+    resource = info.route.resource if info.http_exception is None else None
+    return resource.canonical if resource is not None else "<unmatched>"
