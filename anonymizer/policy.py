@@ -165,9 +165,15 @@ class _Reader:
         return None
 
     def error(self, section: str, key: str, reason: str) -> PolicyError:
+        """Names the key; the line is the key's own, or its nearest enclosing key's (inline tables)."""
         dotted = f"{section}.{key}" if section else key
-        parent, _, leaf = dotted.rpartition(".")
-        return PolicyError(dotted, reason, self.line_of(parent, leaf))
+        line = None
+        path = dotted
+        while path and line is None:
+            parent, _, leaf = path.rpartition(".")
+            line = self.line_of(parent, leaf)
+            path = parent
+        return PolicyError(dotted, reason, line)
 
     def _get(self, section: str, key: str, default: Any) -> Any:
         value = self.section(section).get(key, default)

@@ -77,13 +77,12 @@ class UrlScrubber:
 
     def scrub(self, target: str) -> tuple[str, str]:
         """Split a request target into a scrubbed path and the allowlisted query string."""
-        path, _, query = target.partition("?")
-        path = path.partition("#")[0]
+        path, _, query = target.partition("#")[0].partition("?")
         path = "/".join(self.redact_value(seg) for seg in path.split("/"))
         if not query or not self.keep_query_params:
             return path, ""
         kept = []
-        for pair in query.partition("#")[0].split("&"):
+        for pair in query.split("&"):
             name, eq, value = pair.partition("=")
             if name in self.keep_query_params:
                 kept.append(f"{name}{eq}{self.redact_value(value)}")

@@ -27,8 +27,13 @@ class AccessLogger(AbstractAccessLogger):
     """aiohttp's default access log writes the client address: ours never does."""
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        info = request.match_info
-        route = info.route.resource.canonical if info.route.resource is not None else "<unmatched>"
+        route = "<unmatched>"
+        try:
+            resource = request.match_info.route.resource
+        except AssertionError:  # the request failed in the HTTP parser, before routing
+            resource = None
+        if resource is not None:
+            route = resource.canonical
         self.logger.info("%s %s %d %.1fms", request.method, route, response.status, time * 1000)
 
 

@@ -1,7 +1,7 @@
 """Body -> a list of raw records. Per-record failures stay per record (an NDJSON line or a log line
 that does not parse is reported by its index); only a body that cannot be read at all is a 400.
 
-Decompression is aiohttp's (gzip, deflate, zstd), bounded by `client_max_size` on the
+Decompression is aiohttp's (gzip, deflate, zstd, br), bounded by `client_max_size` on the
 decompressed size, so a bomb is refused at the limit without being inflated whole.
 """
 
@@ -18,7 +18,7 @@ from collector.errors import BadRequest, PayloadTooLarge, RecordError, Unsupport
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
 TEXT = "text/plain"
-ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate", "zstd"})
+ENCODINGS = frozenset({"", "identity", "gzip", "deflate", "zstd", "br"})
 
 
 class Failed:
@@ -35,9 +35,7 @@ Item = Any  # a raw record (normally a dict) or a `Failed`
 
 def check_encoding(content_encoding: str) -> None:
     if content_encoding.strip().lower() not in ENCODINGS:
-        raise UnsupportedMediaType(
-            "Content-Encoding must be gzip, zstd, deflate or identity", retry_after=None
-        )
+        raise UnsupportedMediaType("Content-Encoding must be gzip, zstd, br, deflate or identity")
 
 
 def decoder_for(content_type: str, allow_text: bool) -> Callable[[bytes], list[Item]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from collector.appkeys import ACCESS_BATCHER, CONFIG, METRICS, PIPELINE
 from collector.decode import check_count, check_encoding, decoder_for
@@ -24,8 +25,8 @@ async def read_body(request: web.Request) -> bytes:
         raise PayloadTooLarge(
             f"decompressed body over the limit of {limits.max_decompressed_bytes} bytes"
         ) from None
-    except (ValueError, OSError, EOFError) as e:  # aiohttp reports bad gzip/zstd this way
-        raise BadRequest(f"body cannot be decompressed ({type(e).__name__})") from None
+    except RequestPayloadError:  # aiohttp's report of a corrupt gzip/zstd/br stream
+        raise BadRequest("body cannot be decompressed with its Content-Encoding") from None
 
 
 async def ingest_logs(request: web.Request) -> web.Response:

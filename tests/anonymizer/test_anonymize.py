@@ -1,0 +1,117 @@
+"""`anonymize_access` as a spec: what each input field becomes in the stored row."""
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from anonymizer import (
+    AccessRecord,
+    Enrichment,
+    GeoInfo,
+    PseudonymKey,
+    TenantContext,
+    UserAgentInfo,
+    anonymize_access,
+    parse_policy,
+)
+from anonymizer.ip import parse_ip
+from anonymizer.pseudonym import pseudonymize
+
+REPO = Path(__file__).resolve().parents[2]
+POLICY = parse_policy((REPO / "policy.toml").read_text())
+KEY = PseudonymKey("2026-11", b"k" * 32)
+CTX = TenantContext("acme", "free", KEY)
+RECORD = AccessRecord(
+    time_ms=1_764_000_000_123,
+    ip=parse_ip("83.149.9.216"),
+    method="GET",
+    host="www.example.com",
+    path="/users/jane@example.com/orders/1234567?utm_source=mail&token=abc",
+    status=200,
+    bytes=512,
+    duration_ms=12.5,
+    referrer="https://mail.example.org/inbox/jane@example.com",
+    user_agent="Mozilla/5.0 (secret build 42)",
+    user_id="jane",
+    session_id="s-1",
+    service="web",
+)
+ENRICH = Enrichment(
+    UserAgentInfo("Chrome", "120", "Windows", "10", "Other", "", "", False, False, True, False),
+    GeoInfo("DE", "BE", "Berlin"),
+)
+
+
+def test_row() -> None:
+    row = anonymize_access(POLICY, CTX, RECORD, ENRICH)
+    assert row == {
+        "tenant_id": "acme",
+        "time": 1_764_000_000.123,
+        "service": "web",
+        "host": "www.example.com",
+        "method": "GET",
+        "path": "/users/{email}/orders/{id}",
+        "query": "utm_source=mail",
+        "status": 200,
+        "bytes": 512,
+        "duration_ms": 12.5,
+        "referrer_host": "mail.example.org",
+        "ip_prefix": "83.149.9.0/24",
+        "ip_version": 4,
+        "geo_country": "DE",
+        "geo_region": "BE",
+        "geo_city": "Berlin",
+        "browser_family": "Chrome",
+        "browser_major": "120",
+        "os_family": "Windows",
+        "os_version": "10",
+        "device_family": "Other",
+        "device_brand": "",
+        "device_model": "",
+        "is_mobile": False,
+        "is_tablet": False,
+        "is_pc": True,
+        "is_bot": False,
+        "user_pseudonym": pseudonymize(KEY, "user_id", "jane"),
+        "session_pseudonym": pseudonymize(KEY, "session_id", "s-1"),
+        "policy_version": 1,
+        "key_epoch": "2026-11",
+        "retention_days": 30,
+    }
+
+
+def test_no_raw_personal_value_survives() -> None:
+    blob = orjson.dumps(anonymize_access(POLICY, CTX, RECORD, ENRICH)).decode()
+    for raw in ("83.149.9.216", "jane", "s-1", "secret build", "inbox", "abc", "1234567"):
+        assert raw not in blob
+
+
+def test_identifier_not_in_policy_is_dropped_not_passed_through() -> None:
+    policy = parse_policy('version = 2\n[identifiers]\nfields = ["user_id"]\n')
+    row = anonymize_access(policy, CTX, RECORD, ENRICH)
+    assert row["session_pseudonym"] == ""
+    assert row["user_pseudonym"] != ""
+    assert row["policy_version"] == 2
+
+
+@pytest.mark.parametrize(
+    ("granularity", "geo"),
+    [
+        ("city", ("DE", "BE", "Berlin")),
+        ("region", ("DE", "BE", "")),
+        ("country", ("DE", "", "")),
+        ("none", ("", "", "")),
+    ],
+)
+def test_geo_granularity(granularity: str, geo: tuple[str, str, str]) -> None:
+    policy = parse_policy(f'version = 1\n[geo]\ngranularity = "{granularity}"\n')
+    row = anonymize_access(policy, CTX, RECORD, ENRICH)
+    assert (row["geo_country"], row["geo_region"], row["geo_city"]) == geo
+
+
+def test_ip_prefixes_follow_policy() -> None:
+    policy = parse_policy("version = 1\n[ip]\nipv4_prefix = 16\nipv6_prefix = 32\n")
+    v6 = AccessRecord(time_ms=0, ip=parse_ip("2001:db8:1:2::9"))
+    assert anonymize_access(policy, CTX, RECORD, ENRICH)["ip_prefix"] == "83.149.0.0/16"
+    assert anonymize_access(policy, CTX, v6, ENRICH)["ip_prefix"] == "2001:db8::/32"

@@ -1,0 +1,60 @@
+from pathlib import Path
+
+import pytest
+
+from anonymizer.errors import PolicyError
+from anonymizer.policy import default_policy, parse_policy
+
+REPO = Path(__file__).resolve().parents[2]
+INVALID = sorted((REPO / "testdata" / "policies").glob("invalid_*.toml"))
+
+
+def test_shipped_policy_is_valid() -> None:
+    p = parse_policy((REPO / "policy.toml").read_text())
+    assert p.ip.ipv4_prefix == 24 and p.ip.ipv6_prefix == 48
+    assert p.geo.granularity == "city"
+    assert p.identifiers.fields == {"user_id", "session_id"}
+    assert p.retention.days_for("free") == 30
+    assert p.retention.days_for("enterprise") == 1095
+    assert p.retention.days_for("") == 395
+    assert p.retention.days_for("unknown-plan") == 395
+
+
+def test_valid_strict_policy() -> None:
+    p = parse_policy((REPO / "testdata" / "policies" / "valid_strict.toml").read_text())
+    assert (p.version, p.ip.ipv4_prefix, p.ip.ipv6_prefix) == (7, 16, 32)
+    assert p.identifiers.fields == {"user_id"} and p.url.keep_query_params == frozenset()
+    assert p.retention.days_for("free") == 7 and p.retention.days_for("standard") == 30
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    p = default_policy()
+    assert (p.version, p.ip.ipv4_prefix, p.ip.ipv6_prefix, p.geo.granularity) == (1, 24, 48, "city")
+    assert p.url.keep_query_params == {"utm_source", "utm_medium", "utm_campaign"}
+
+
+@pytest.mark.parametrize(
+    ("rotation", "epoch"), [("never", "0"), ("monthly", "2026-11"), ("daily", "2026-11-05")]
+)
+def test_epochs(rotation: str, epoch: str) -> None:
+    from datetime import UTC, datetime
+
+    p = parse_policy(f'version = 1\n[identifiers]\nrotation = "{rotation}"\n')
+    assert p.identifiers.epoch(datetime(2026, 11, 5, 23, 59, tzinfo=UTC)) == epoch
+
+
+def test_invalid_files_exist() -> None:
+    assert len(INVALID) >= 8
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
+def test_invalid_policy_names_key_and_line(path: Path) -> None:
+    """Each invalid file states, in its first line, the key and line the error must name."""
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# expect: ")
+    key, line = first.removeprefix("# expect: ").split(" line ")
+    with pytest.raises(PolicyError) as e:
+        parse_policy(path.read_text())
+    assert e.value.key == key
+    assert e.value.line == (None if line == "None" else int(line))
+    assert key in str(e.value)

@@ -1,0 +1,72 @@
+import pytest
+
+from anonymizer.errors import PolicyError
+from anonymizer.url import UrlScrubber, referrer_host, scrub_host
+
+SCRUB = UrlScrubber.build(["utm_source", "utm_campaign"], ["email", "token", "uuid", "digits>=6"])
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "query"),
+    [
+        ("/", "/", ""),
+        ("/blog/tags/puppet?flav=rss20", "/blog/tags/puppet", ""),
+        ("/a?utm_source=news&email=x@y.com&utm_campaign=fall", "/a", "utm_source=news&utm_campaign=fall"),
+        ("/a?utm_source=bob@example.com", "/a", "utm_source={email}"),
+        ("/a#frag?utm_source=x", "/a", ""),
+        ("/users/jane.doe@example.com/orders", "/users/{email}/orders", ""),
+        ("/users/jane.doe%40example.com", "/users/{email}", ""),
+        ("/orders/123456/items/42", "/orders/{id}/items/42", ""),
+        ("/o/550e8400-e29b-41d4-a716-446655440000", "/o/{uuid}", ""),
+        ("/reset/9f86d081884c7d659a2feaa0c55ad015aa00ff11", "/reset/{token}", ""),
+        ("/o/550e8400e29b41d4a716446655440000", "/o/{uuid}", ""),
+        ("/t/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "/t/{token}", ""),
+        ("/k/AbCdEfGh1234IjKlMnOp", "/k/{token}", ""),
+        ("/presentations/logstash-monitorama-2013/images/kibana-search.png",
+         "/presentations/logstash-monitorama-2013/images/kibana-search.png", ""),
+    ],
+)  # fmt: skip
+def test_scrub(target: str, path: str, query: str) -> None:
+    assert SCRUB.scrub(target) == (path, query)
+
+
+def test_no_allowlist_drops_every_parameter() -> None:
+    assert UrlScrubber.build([], []).scrub("/a?utm_source=x") == ("/a", "")
+
+
+def test_rules_off_keep_segments() -> None:
+    assert UrlScrubber.build([], []).scrub("/u/123456") == ("/u/123456", "")
+
+
+@pytest.mark.parametrize("rule", ["emails", "digits>=0", "digits>6", ""])
+def test_unknown_rule_is_refused(rule: str) -> None:
+    with pytest.raises(PolicyError) as e:
+        UrlScrubber.build([], [rule])
+    assert e.value.key == "url.redact[0]"
+
+
+@pytest.mark.parametrize(
+    ("referrer", "host"),
+    [
+        ("http://semicomplete.com/presentations/x?q=1", "semicomplete.com"),
+        ("https://User:pw@Example.COM:8443/path", "example.com"),
+        ("https://www.google.com/search?q=my+email+is+a@b.com", "www.google.com"),
+        ("//cdn.example.net/x", "cdn.example.net"),
+        ("-", ""),
+        ("", ""),
+        ("not a url", ""),
+        ("http://83.149.9.216/page", "{ip}"),
+        ("http://[2001:db8::1]:80/page", "{ip}"),
+    ],
+)
+def test_referrer_host(referrer: str, host: str) -> None:
+    assert referrer_host(referrer) == host
+
+
+@pytest.mark.parametrize(
+    ("host", "out"),
+    [("www.Elastic.co", "www.elastic.co"), ("example.com:8080", "example.com"), ("10.1.2.3", "{ip}"),
+     ("10.1.2.3:80", "{ip}"), ("2001:db8::1", "{ip}"), ("", "")],
+)  # fmt: skip
+def test_scrub_host(host: str, out: str) -> None:
+    assert scrub_host(host) == out

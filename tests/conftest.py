@@ -1,0 +1,106 @@
+"""Shared fixtures: real components only (chDB in a temp dir, real HTTP, real .mmdb files)."""
+
+from __future__ import annotations
+
+import calendar
+import gzip
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from collector.app import create_app
+from collector.appkeys import SINK
+from collector.auth import hash_key
+from collector.config import BatchConfig, Config, EnrichConfig, StorageConfig, TenantConfig
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO.parent / "shared" / "corpus"
+ACCESS_LOG = CORPUS / "apache_combined_10k.log"
+USER_AGENTS = CORPUS / "user_agents_uap_core.txt"
+POLICY = REPO / "policy.toml"
+
+API_KEY = "tck_test-key-acme-0123456789"
+OTHER_KEY = "tck_test-key-globex-0123456789"
+
+
+def tenants() -> tuple[TenantConfig, ...]:
+    return (
+        TenantConfig(id="acme", plan="standard", api_key_sha256=(hash_key(API_KEY),)),
+        TenantConfig(id="globex", plan="free", api_key_sha256=(hash_key(OTHER_KEY),)),
+    )
+
+
+def auth(key: str = API_KEY, **headers: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", **headers}
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def config(data_dir: Path) -> Config:
+    """A service config on a fresh data dir; chDB opens one path per process, one test at a time."""
+    return Config(
+        storage=StorageConfig(path=data_dir),
+        batch=BatchConfig(max_rows=5000, max_delay_ms=20),
+        enrich=EnrichConfig(),
+        policy_file=POLICY,
+        tenants=tenants(),
+    )
+
+
+AppFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def start(aiohttp_client: Any, config: Config) -> AppFactory:
+    """`await start(**config_overrides)` -> a client of a running app built by `create_app`."""
+
+    async def _start(**overrides: Any) -> TestClient[web.Request, web.Application]:
+        client: TestClient[web.Request, web.Application] = await aiohttp_client(
+            create_app(replace(config, **overrides))
+        )
+        return client
+
+    return _start
+
+
+def query(client: TestClient[web.Request, web.Application], sql: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = client.app[SINK].query(sql)
+    return rows
+
+
+def corpus_lines(shift_to_today: bool = True) -> list[str]:
+    """The access-log corpus, dates moved to the last few days (times of day kept) so the
+    records are inside retention; the 2015 days map onto consecutive recent days."""
+    lines = ACCESS_LOG.read_text().splitlines()
+    if not shift_to_today:
+        return lines
+    today = time.gmtime()
+    months = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+    out = []
+    base_day = 17  # the corpus runs 17-20 May 2015
+    for line in lines:
+        lb = line.index("[")
+        day = int(line[lb + 1 : lb + 3])
+        t = time.gmtime(calendar.timegm(today) - (4 - (day - base_day)) * 86400)
+        stamp = f"{t.tm_mday:02d}/{months[t.tm_mon - 1]}/{t.tm_year}"
+        out.append(line[: lb + 1] + stamp + line[lb + 12 :])
+    return out
+
+
+def gzipped(text: str) -> bytes:
+    return gzip.compress(text.encode())
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Iterator[list[str]]:
+    yield corpus_lines()
