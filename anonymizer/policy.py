@@ -165,7 +165,7 @@ class _Reader:
         return None
 
     def error(self, section: str, key: str, reason: str) -> PolicyError:
-        """Names the key; the line is the key's own, or its nearest enclosing key's (inline tables)."""
+        """Names the key; the line is its own, or its nearest enclosing key's (inline tables)."""
         dotted = f"{section}.{key}" if section else key
         line = None
         path = dotted

@@ -11,7 +11,8 @@ SCRUB = UrlScrubber.build(["utm_source", "utm_campaign"], ["email", "token", "uu
     [
         ("/", "/", ""),
         ("/blog/tags/puppet?flav=rss20", "/blog/tags/puppet", ""),
-        ("/a?utm_source=news&email=x@y.com&utm_campaign=fall", "/a", "utm_source=news&utm_campaign=fall"),
+        ("/a?utm_source=news&email=x@y.com&utm_campaign=fall", "/a",
+         "utm_source=news&utm_campaign=fall"),
         ("/a?utm_source=bob@example.com", "/a", "utm_source={email}"),
         ("/a#frag?utm_source=x", "/a", ""),
         ("/users/jane.doe@example.com/orders", "/users/{email}/orders", ""),
@@ -65,8 +66,8 @@ def test_referrer_host(referrer: str, host: str) -> None:
 
 @pytest.mark.parametrize(
     ("host", "out"),
-    [("www.Elastic.co", "www.elastic.co"), ("example.com:8080", "example.com"), ("10.1.2.3", "{ip}"),
-     ("10.1.2.3:80", "{ip}"), ("2001:db8::1", "{ip}"), ("", "")],
+    [("www.Elastic.co", "www.elastic.co"), ("example.com:8080", "example.com"),
+     ("10.1.2.3", "{ip}"), ("10.1.2.3:80", "{ip}"), ("2001:db8::1", "{ip}"), ("", "")],
 )  # fmt: skip
 def test_scrub_host(host: str, out: str) -> None:
     assert scrub_host(host) == out
