@@ -104,3 +104,37 @@ def gzipped(text: str) -> bytes:
 @pytest.fixture(scope="session")
 def corpus() -> Iterator[list[str]]:
     yield corpus_lines()
+
+
+def build_mmdb(path: Path, networks: dict[str, dict[str, Any]]) -> Path:
+    """A small City-shaped MaxMind database, written with mmdb-writer."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=6, database_type="GeoIP2-City", ipv4_compatible=True)
+    for cidr, record in networks.items():
+        writer.insert_network(IPSet([cidr]), record)
+    writer.to_db_file(str(path))
+    return path
+
+
+def city(country: str, region: str = "", name: str = "") -> dict[str, Any]:
+    rec: dict[str, Any] = {"country": {"iso_code": country, "names": {"en": country}}}
+    if region:
+        rec["subdivisions"] = [{"iso_code": region, "names": {"en": region}}]
+    if name:
+        rec["city"] = {"names": {"en": name}}
+    return rec
+
+
+@pytest.fixture
+def geo_db(tmp_path: Path) -> Path:
+    """1.2.3.0/24 is split between two countries: a lookup on the /24 would pick the wrong one."""
+    return build_mmdb(
+        tmp_path / "city.mmdb",
+        {
+            "1.2.3.0/25": city("DE", "BE", "Berlin"),
+            "1.2.3.128/25": city("FR", "IDF", "Paris"),
+            "2001:db8::/32": city("JP", "13", "Tokyo"),
+        },
+    )
