@@ -83,5 +83,5 @@ def test_no_database_means_empty_geo() -> None:
 
 
 def test_missing_database_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="geoip.database"):
+    with pytest.raises(ConfigError, match=r"geoip\.database"):
         GeoIp(tmp_path / "nope.mmdb")
