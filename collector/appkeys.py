@@ -1,17 +1,20 @@
-"""Typed application state, all declared here (no module-level singletons)."""
+"""Typed application and request state, all declared here (no module-level singletons)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
-if TYPE_CHECKING:
-    pass
+from collector.auth import Authenticator, Tenant
+from collector.batcher import Batcher
+from collector.config import Config
+from collector.metrics import Metrics
+from collector.pipeline import AccessPipeline
+from collector.sink import Sink
 
-CONFIG = web.AppKey["Config"]("config")
-AUTH = web.AppKey["Authenticator"]("auth")
-METRICS = web.AppKey["Metrics"]("metrics")
-PIPELINE = web.AppKey["AccessPipeline"]("pipeline")
-SINK = web.AppKey["Sink"]("sink")
-ACCESS_BATCHER = web.AppKey["Batcher"]("access_batcher")
+CONFIG = web.AppKey("config", Config)
+AUTH = web.AppKey("auth", Authenticator)
+METRICS = web.AppKey("metrics", Metrics)
+PIPELINE = web.AppKey("pipeline", AccessPipeline)
+SINK = web.AppKey("sink", Sink)
+ACCESS_BATCHER = web.AppKey("access_batcher", Batcher)
+TENANT = web.RequestKey("tenant", Tenant)  # set by the auth middleware

@@ -5,10 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from collector.appkeys import ACCESS_BATCHER, CONFIG, METRICS, PIPELINE
+from collector.appkeys import ACCESS_BATCHER, CONFIG, METRICS, PIPELINE, TENANT
 from collector.decode import check_count, check_encoding, decoder_for
 from collector.errors import BadRequest, PayloadTooLarge
-from collector.middlewares import current_tenant
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -31,7 +30,7 @@ async def read_body(request: web.Request) -> bytes:
 
 async def ingest_logs(request: web.Request) -> web.Response:
     app = request.app
-    tenant = current_tenant(request)
+    tenant = request[TENANT]
     decode = decoder_for(request.content_type, allow_text=True)
     body = await read_body(request)
     items = decode(body)

@@ -13,14 +13,12 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from collector.appkeys import AUTH
-from collector.auth import Tenant
+from collector.appkeys import AUTH, TENANT
 from collector.errors import HttpError
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-_TENANT = "tenant"
 
 
 def error_response(
@@ -53,14 +51,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path not in PUBLIC_PATHS:
-        request[_TENANT] = request.app[AUTH].authenticate(request.headers.get("Authorization"))
+        request[TENANT] = request.app[AUTH].authenticate(request.headers.get("Authorization"))
     return await handler(request)
-
-
-def current_tenant(request: web.Request) -> Tenant:
-    tenant = request[_TENANT]
-    assert isinstance(tenant, Tenant)
-    return tenant
 
 
 def _route(request: web.Request) -> str:

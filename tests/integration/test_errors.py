@@ -1,0 +1,144 @@
+"""Every error status, each with its JSON body; nothing is stored from a refused request."""
+
+import gzip
+import io
+import resource
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from collector.appkeys import SINK
+from collector.config import ServerConfig
+from tests.conftest import AppFactory, auth, query
+
+
+async def expect(resp: Any, status: int, error: str, detail_part: str = "") -> dict[str, Any]:
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/json"
+    body: dict[str, Any] = await resp.json()
+    assert set(body) == {"error", "detail"}
+    assert body["error"] == error
+    assert detail_part in body["detail"]
+    return body
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        ({}, "missing Authorization"),
+        ({"Authorization": "Bearer wrong-key"}, "unknown API key"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "Bearer"),
+        ({"Authorization": "Bearer "}, "Bearer"),
+    ],
+)
+async def test_401(start: AppFactory, headers: dict[str, str], detail: str) -> None:
+    client = await start()
+    r = await client.post("/v1/logs", json=[{"ip": "192.0.2.1"}], headers=headers)
+    await expect(r, 401, "unauthorized", detail)
+
+
+async def test_unknown_route_needs_a_key_too_and_answers_json(start: AppFactory) -> None:
+    client = await start()
+    await expect(await client.get("/v1/secret"), 401, "unauthorized")
+    await expect(await client.get("/v1/nothing-here", headers=auth()), 404, "not found")
+    await expect(await client.get("/v1/logs", headers=auth()), 405, "method not allowed")
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "detail"),
+    [
+        (b"{not json", {"Content-Type": "application/json"}, "not valid JSON"),
+        (b"42", {"Content-Type": "application/json"}, "array of records"),
+        (b"\xff\xfe", {"Content-Type": "text/plain"}, "not UTF-8"),
+        (
+            b"not gzip at all",
+            {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+            "decompressed",
+        ),
+        (
+            b"not zstd at all",
+            {"Content-Type": "application/json", "Content-Encoding": "zstd"},
+            "decompressed",
+        ),
+    ],
+)
+async def test_400(start: AppFactory, body: bytes, headers: dict[str, str], detail: str) -> None:
+    client = await start()
+    await expect(
+        await client.post("/v1/logs", data=body, headers=auth(**headers)),
+        400,
+        "bad request",
+        detail,
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        ({"Content-Type": "application/xml"}, "Content-Type"),
+        ({"Content-Type": "application/octet-stream"}, "Content-Type"),
+        ({"Content-Type": "application/json", "Content-Encoding": "compress"}, "Content-Encoding"),
+        ({"Content-Type": "application/json", "Content-Encoding": "x-custom"}, "Content-Encoding"),
+    ],
+)
+async def test_415(start: AppFactory, headers: dict[str, str], detail: str) -> None:
+    client = await start()
+    r = await client.post("/v1/logs", data=b"[]", headers=auth(**headers))
+    await expect(r, 415, "unsupported media type", detail)
+
+
+async def test_413_wire_size(start: AppFactory) -> None:
+    client = await start(server=ServerConfig(max_body_bytes=1000))
+    r = await client.post(
+        "/v1/logs",
+        data=b"[" + b" " * 2000 + b"]",
+        headers=auth(**{"Content-Type": "application/json"}),
+    )
+    await expect(r, 413, "payload too large", "limit is 1000")
+
+
+async def test_413_gzip_bomb_is_refused_at_the_limit(start: AppFactory) -> None:
+    """1 GiB of zeros is ~1 MiB gzip'd: refused once 1 MiB is inflated, never held whole."""
+    client = await start(server=ServerConfig(max_decompressed_bytes=1024 * 1024))
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=9) as f:  # streamed: stays small
+        chunk = b"\0" * (1024 * 1024)
+        for _ in range(1024):
+            f.write(chunk)
+    bomb = buf.getvalue()
+    assert len(bomb) < 2 * 1024 * 1024
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    r = await client.post(
+        "/v1/logs",
+        data=bomb,
+        headers=auth(**{"Content-Type": "application/json", "Content-Encoding": "gzip"}),
+    )
+    await expect(r, 413, "payload too large", "decompressed")
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
+    assert grown_kib < 200 * 1024  # far below the 1 GiB the bomb would inflate to
+
+
+async def test_413_too_many_records(start: AppFactory) -> None:
+    client = await start(server=ServerConfig(max_records=3))
+    r = await client.post("/v1/logs", json=[{"ip": "192.0.2.1"}] * 4, headers=auth())
+    await expect(r, 413, "payload too large", "4 records")
+    assert query(client, "SELECT count() AS n FROM access_log") == [{"n": 0}]
+
+
+async def test_503_when_storage_fails_and_nothing_is_accepted(
+    start: AppFactory, config: Any
+) -> None:
+    client = await start(batch=replace(config.batch, insert_retries=1, max_delay_ms=0))
+    client.app[SINK].close()  # the engine goes away under the running service
+    r = await client.post("/v1/logs", json=[{"ip": "192.0.2.1"}], headers=auth())
+    body = await expect(r, 503, "service unavailable", "storage")
+    assert r.headers["Retry-After"] == "5" and body
+
+
+async def test_public_endpoints(start: AppFactory) -> None:
+    client = await start()
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["status"] == "ready"
+    assert "collector_queued_rows 0" in await (await client.get("/metrics")).text()

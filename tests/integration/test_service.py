@@ -1,0 +1,122 @@
+"""The real service as a process: `collector init`, `serve`, SIGTERM with a request in flight,
+then `collector sql` on the same data dir. This is what `make run` does."""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def collector(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "collector", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def wait_healthy(url: str, proc: asyncio.subprocess.Process) -> None:
+    deadline = time.monotonic() + 60
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            assert proc.returncode is None, "collector exited early"
+            try:
+                async with s.get(url + "/healthz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("collector did not become healthy")
+
+
+async def test_init_serve_sigterm_sql(tmp_path: Path) -> None:
+    init = collector(
+        "init",
+        "--config",
+        "collector.toml",
+        "--example",
+        str(REPO / "collector.example.toml"),
+        cwd=tmp_path,
+    )
+    assert init.returncode == 0, init.stderr
+    key = next(line.strip() for line in init.stdout.splitlines() if line.strip().startswith("tck_"))
+    config = (tmp_path / "collector.toml").read_text()
+    assert key not in config  # only the hash is kept
+    port = free_port()
+    config = config.replace("port = 8080", f"port = {port}").replace(
+        "max_delay_ms = 200", "max_delay_ms = 1500"
+    )
+    (tmp_path / "collector.toml").write_text(
+        config.replace('file = "policy.toml"', f'file = "{REPO / "policy.toml"}"')
+    )
+    again = collector("init", "--config", "collector.toml", cwd=tmp_path)
+    assert again.returncode == 0 and "using existing" in again.stderr  # never overwritten
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "collector", "serve", "--config", "collector.toml",
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_healthy(url, proc)
+        records = [{"ip": "203.0.113.5", "user_id": "carol", "path": f"/p{i}"} for i in range(50)]
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        async with aiohttp.ClientSession() as s:
+            post = asyncio.create_task(
+                s.post(url + "/v1/logs", data=orjson.dumps(records), headers=headers)
+            )
+            await asyncio.sleep(0.5)  # the request now waits for its batch (flush after 1.5 s)
+            proc.send_signal(signal.SIGTERM)
+            resp = await post
+            assert resp.status == 202
+            assert (await resp.json())["accepted"] == 50
+        output, _ = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, output.decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    served = output.decode()
+    assert "collector stopped" in served
+    assert "203.0.113.5" not in served and "carol" not in served and key not in served
+
+    out = collector(
+        "sql", "--config", "collector.toml",
+        "SELECT count() AS n, uniqExact(user_pseudonym) AS u FROM access_log", cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert orjson.loads(out.stdout) == {"n": 50, "u": 1}
+    keys = list((tmp_path / "data" / "keys" / "dev").iterdir())
+    assert len(keys) == 1 and oct(os.stat(keys[0]).st_mode & 0o777) == "0o600"
+
+
+def test_sql_reports_a_bad_query_clearly(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text('[storage]\npath = "d"\n')
+    out = collector("sql", "--config", "c.toml", "SELECT nope FROM access_log", cwd=tmp_path)
+    assert out.returncode == 2 and "UNKNOWN_IDENTIFIER" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_bad_config_stops_with_the_key_named(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text("[server]\nprot = 1\n")
+    out = collector("serve", "--config", "c.toml", cwd=tmp_path)
+    assert out.returncode == 2 and "server.prot: unknown key" in out.stderr
