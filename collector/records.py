@@ -98,9 +98,9 @@ ACCESS_FIELDS = frozenset(
 def validate_access(raw: Any, window: TimeWindow) -> AccessRecord:
     if not isinstance(raw, dict):
         raise RecordError("", "record must be a JSON object")
-    for name in raw:
-        if name not in ACCESS_FIELDS:
-            raise RecordError(str(name)[:64], "unknown field")
+    if not ACCESS_FIELDS.issuperset(raw):
+        unknown = next(name for name in raw if name not in ACCESS_FIELDS)
+        raise RecordError(str(unknown)[:64], "unknown field")
     ip_text = raw.get("ip")
     if ip_text is None or ip_text == "":
         raise RecordError("ip", "is required")
