@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -147,8 +146,10 @@ def run(mode: str, bodies: list[bytes], per_body: int, args: argparse.Namespace)
     lat.sort()
     rate = len(bodies) * per_body / elapsed
     p50, p99 = lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000
-    print(f"{mode:5s}: {rate:10,.0f} records/s  ({len(bodies)} x {per_body}-record batches, "
-          f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, server CPU {cpu / elapsed:.0%} of a core)")  # fmt: skip
+    print(
+        f"{mode:5s}: {rate:10,.0f} records/s  ({len(bodies)} x {per_body}-record batches, "
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, server CPU {cpu / elapsed:.0%} of a core)"
+    )
     return rate
 
 
