@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from anonymizer.consent import consent_decision
 from anonymizer.geo import generalize_geo
 from anonymizer.ip import truncate_ip
 from anonymizer.policy import Policy
+from anonymizer.properties import redact_properties
 from anonymizer.pseudonym import pseudonymize
-from anonymizer.types import AccessRecord, Enrichment, TenantContext
-from anonymizer.url import referrer_host, scrub_host
+from anonymizer.types import (
+    AccessRecord,
+    ClientIp,
+    DeviceRecord,
+    Enrichment,
+    EventRecord,
+    MailScanRecord,
+    TenantContext,
+)
+from anonymizer.url import referrer_host, scrub_host, split_url
 
 
 def anonymize_access(
@@ -61,4 +71,109 @@ def anonymize_access(
         "policy_version": policy.version,
         "key_epoch": ctx.key.epoch,
         "retention_days": policy.retention.days_for(ctx.plan),
+    }
+
+
+def _pseudonym(policy: Policy, ctx: TenantContext, field: str, value: str) -> str:
+    """A keyed pseudonym when the policy lists the field; otherwise the field is dropped."""
+    return pseudonymize(ctx.key, field, value) if field in policy.identifiers.fields else ""
+
+
+def _stamp(policy: Policy, ctx: TenantContext) -> dict[str, Any]:
+    return {
+        "policy_version": policy.version,
+        "key_epoch": ctx.key.epoch,
+        "retention_days": policy.retention.days_for(ctx.plan),
+    }
+
+
+def _network(policy: Policy, ip: ClientIp | None, enrichment: Enrichment) -> dict[str, Any]:
+    geo = generalize_geo(enrichment.geo, policy.geo.granularity)
+    return {
+        "ip_prefix": truncate_ip(ip, policy.ip.ipv4_prefix, policy.ip.ipv6_prefix) if ip else "",
+        "ip_version": ip.version if ip else 0,
+        "geo_country": geo.country,
+        "geo_region": geo.region,
+        "geo_city": geo.city,
+    }
+
+
+def anonymize_device(
+    policy: Policy, ctx: TenantContext, record: DeviceRecord, enrichment: Enrichment
+) -> dict[str, Any]:
+    """The `device_info` row: the device id becomes a pseudonym, the address a network."""
+    ua = enrichment.user_agent
+    return {
+        "tenant_id": ctx.tenant_id,
+        "time": record.time_ms / 1000,
+        "device_pseudonym": _pseudonym(policy, ctx, "device_id", record.device_id),
+        "user_pseudonym": _pseudonym(policy, ctx, "user_id", record.user_id),
+        "manufacturer": record.manufacturer,
+        "model": record.model,
+        "os": record.os,
+        "os_version": record.os_version,
+        "app_version": record.app_version,
+        "screen": record.screen,
+        "locale": record.locale,
+        **_network(policy, record.ip, enrichment),
+        "browser_family": ua.browser_family if record.user_agent else "",
+        "browser_major": ua.browser_major,
+        "is_bot": ua.is_bot,
+        **_stamp(policy, ctx),
+    }
+
+
+def anonymize_event(
+    policy: Policy, ctx: TenantContext, record: EventRecord
+) -> tuple[dict[str, Any] | None, str]:
+    """The `usage_events` row, or None when consent rules drop it; with the consent reason
+    (`""` when identifiers are kept)."""
+    decision, reason = consent_decision(policy.consent, record.consent)
+    if decision == "drop":
+        return None, reason
+    keep_ids = decision == "keep"
+    host, target = split_url(record.url)
+    path, query = policy.url.scrub(target)
+    return {
+        "tenant_id": ctx.tenant_id,
+        "time": record.time_ms / 1000,
+        "event": record.event,
+        "feature": record.feature,
+        "action": record.action,
+        "user_pseudonym": _pseudonym(policy, ctx, "user_id", record.user_id) if keep_ids else "",
+        "session_pseudonym": _pseudonym(policy, ctx, "session_id", record.session_id)
+        if keep_ids
+        else "",
+        "url_host": scrub_host(host),
+        "url_path": path,
+        "url_query": query,
+        "properties": redact_properties(record.properties),
+        "identifiers_stripped": not keep_ids,
+        "consent_reason": reason,
+        **_stamp(policy, ctx),
+    }, reason
+
+
+def anonymize_mail_scan(
+    policy: Policy, ctx: TenantContext, record: MailScanRecord
+) -> dict[str, Any]:
+    """The `mail_scans` row: never the full 31 digits. The mailer id names a business and is kept;
+    the serial is pseudonymized; the routing ZIP is cut to ZIP5 or ZIP3 (never ZIP+4 or the
+    delivery point, which name a household)."""
+    imb = record.imb
+    zip_len = {"none": 0, "zip3": 3, "zip5": 5}[policy.mail.routing_zip]
+    return {
+        "tenant_id": ctx.tenant_id,
+        "time": record.time_ms / 1000,
+        "event": record.event,
+        "barcode_id": imb.barcode_id,
+        "service_type": imb.service_type,
+        "mailer_id": imb.mailer_id,
+        "serial_pseudonym": _pseudonym(policy, ctx, "imb.serial", imb.mailer_id + imb.serial),
+        "routing_zip": imb.routing[:zip_len] if len(imb.routing) >= 5 else "",
+        "facility_zip": record.facility_zip,
+        "operation_code": record.operation_code,
+        "mail_class": record.mail_class,
+        "delivery_status": record.delivery_status,
+        **_stamp(policy, ctx),
     }

@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from anonymizer.errors import InvalidValueError
+
 __all__ = ["Imb", "ImbError", "decode_bars", "encode_bars", "parse_digits", "parse_imb"]
 
 
-class ImbError(ValueError):
+class ImbError(InvalidValueError, ValueError):
     """Raised when text is not a well-formed Intelligent Mail barcode."""
 
 
@@ -137,6 +139,12 @@ class Imb:
     mailer_id: str
     serial: str
     routing: str = ""
+
+    def __repr__(self) -> str:  # the serial and routing code identify a mail piece and household
+        return (
+            f"Imb(barcode_id={self.barcode_id!r}, service_type={self.service_type!r}, "
+            f"mailer_id={self.mailer_id!r}, serial=<redacted>, routing=<redacted>)"
+        )
 
     def __post_init__(self) -> None:
         if len(self.barcode_id) != 2 or not _is_ascii_digits(self.barcode_id):

@@ -19,9 +19,13 @@ from anonymizer.geo import GRANULARITIES, Granularity
 from anonymizer.url import UrlScrubber
 
 Rotation = Literal["never", "daily", "monthly"]
+RoutingZip = Literal["none", "zip3", "zip5"]
+ROUTING_ZIPS: tuple[RoutingZip, ...] = ("none", "zip3", "zip5")
+WithoutConsent = Literal["drop", "strip_identifiers"]
+WITHOUT_CONSENT: tuple[WithoutConsent, ...] = ("drop", "strip_identifiers")
 ROTATIONS: tuple[Rotation, ...] = ("never", "daily", "monthly")
 # Fields that identify a person and may only be stored as keyed pseudonyms.
-IDENTIFIER_FIELDS = ("user_id", "session_id")
+IDENTIFIER_FIELDS = ("user_id", "session_id", "device_id", "imb.serial")
 DEFAULT_PLANS: Mapping[str, int] = MappingProxyType(
     {"free": 30, "standard": 395, "enterprise": 1095}
 )
@@ -65,6 +69,22 @@ class RetentionPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class MailPolicy:
+    """How much of an IMb routing code (ZIP+4+delivery point: a household) is kept."""
+
+    routing_zip: RoutingZip = "zip5"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentPolicy:
+    """What happens to an analytics record the person did not consent to (or opted out of)."""
+
+    analytics_without_consent: WithoutConsent = "strip_identifiers"
+    honour_gpc: bool = True
+    honour_dnt: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     version: int
     ip: IpPolicy
@@ -72,6 +92,8 @@ class Policy:
     identifiers: IdentifiersPolicy
     url: UrlScrubber
     retention: RetentionPolicy
+    mail: MailPolicy = MailPolicy()
+    consent: ConsentPolicy = ConsentPolicy()
 
 
 def default_policy() -> Policy:
@@ -96,7 +118,7 @@ def parse_policy(text: str) -> Policy:
     geo = GeoPolicy(
         granularity=cast(Granularity, r.choice("geo", "granularity", "city", GRANULARITIES))
     )
-    fields = r.str_list("identifiers", "fields", list(IDENTIFIER_FIELDS))
+    fields = r.str_list("identifiers", "fields", list(IDENTIFIER_FIELDS))  # default: all of them
     for i, f in enumerate(fields):
         if f not in IDENTIFIER_FIELDS:
             raise r.error(
@@ -120,16 +142,27 @@ def parse_policy(text: str) -> Policy:
             raise r.error("retention.plans", name, "must be a whole number of days from 1 to 36500")
         plans[name] = value
     retention = RetentionPolicy(days=days, plans=MappingProxyType(plans))
-    return Policy(version, ip, geo, identifiers, url, retention)
+    mail = MailPolicy(cast(RoutingZip, r.choice("mail", "routing_zip", "zip5", ROUTING_ZIPS)))
+    consent = ConsentPolicy(
+        analytics_without_consent=cast(
+            WithoutConsent,
+            r.choice("consent", "analytics_without_consent", "strip_identifiers", WITHOUT_CONSENT),
+        ),
+        honour_gpc=r.boolean("consent", "honour_gpc", True),
+        honour_dnt=r.boolean("consent", "honour_dnt", True),
+    )
+    return Policy(version, ip, geo, identifiers, url, retention, mail, consent)
 
 
 _SECTIONS: Mapping[str, frozenset[str]] = {
-    "": frozenset({"version", "ip", "geo", "identifiers", "url", "retention"}),
+    "": frozenset({"version", "ip", "geo", "identifiers", "url", "retention", "mail", "consent"}),
     "ip": frozenset({"ipv4_prefix", "ipv6_prefix"}),
     "geo": frozenset({"granularity"}),
     "identifiers": frozenset({"fields", "rotation", "visitor_id"}),
     "url": frozenset({"keep_query_params", "redact"}),
     "retention": frozenset({"days", "plans"}),
+    "mail": frozenset({"routing_zip"}),
+    "consent": frozenset({"analytics_without_consent", "honour_gpc", "honour_dnt"}),
 }
 
 
@@ -192,6 +225,12 @@ class _Reader:
         if value not in allowed:
             raise self.error(section, key, f"must be one of {', '.join(map(repr, allowed))}")
         return str(value)
+
+    def boolean(self, section: str, key: str, default: bool) -> bool:
+        value = self._get(section, key, default)
+        if not isinstance(value, bool):
+            raise self.error(section, key, "must be true or false")
+        return value
 
     def str_list(self, section: str, key: str, default: list[str]) -> list[str]:
         value = self._get(section, key, default)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from anonymizer.imb import Imb
 from anonymizer.pseudonym import PseudonymKey
 
 
@@ -43,6 +44,71 @@ class AccessRecord:
 
     def __repr__(self) -> str:
         return f"AccessRecord(time_ms={self.time_ms}, <personal fields redacted>)"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """One validated device-information record."""
+
+    time_ms: int
+    device_id: str
+    user_id: str = ""
+    manufacturer: str = ""
+    model: str = ""
+    os: str = ""
+    os_version: str = ""
+    app_version: str = ""
+    screen: str = ""
+    locale: str = ""
+    ip: ClientIp | None = None
+    user_agent: str = ""
+
+    def __repr__(self) -> str:
+        return f"DeviceRecord(time_ms={self.time_ms}, <personal fields redacted>)"
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """What the record says about the person's choices; absent consent means none was given."""
+
+    categories: frozenset[str] | None = None  # None: the sender did not say
+    gpc: bool = False
+    dnt: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One validated product-usage event."""
+
+    time_ms: int
+    event: str
+    feature: str = ""
+    action: str = ""
+    user_id: str = ""
+    session_id: str = ""
+    url: str = ""
+    properties: tuple[tuple[str, str | int | float | bool], ...] = ()
+    consent: Consent = Consent()
+
+    def __repr__(self) -> str:
+        return f"EventRecord(time_ms={self.time_ms}, <personal fields redacted>)"
+
+
+@dataclass(frozen=True, slots=True)
+class MailScanRecord:
+    """One validated mail-scan event; `imb` is the decoded barcode (its serial and routing code
+    identify a piece of mail and a household)."""
+
+    time_ms: int
+    imb: Imb
+    event: str = ""
+    facility_zip: str = ""
+    operation_code: str = ""
+    mail_class: str = ""
+    delivery_status: str = ""
+
+    def __repr__(self) -> str:
+        return f"MailScanRecord(time_ms={self.time_ms}, <barcode redacted>)"
 
 
 @dataclass(frozen=True, slots=True)

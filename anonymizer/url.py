@@ -93,6 +93,20 @@ class UrlScrubber:
         return path, "&".join(kept)
 
 
+def split_url(url: str) -> tuple[str, str]:
+    """(host, request target) of an absolute URL; ("", url) for a path. Userinfo is dropped."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme.isalpha():
+        return "", url
+    end = len(rest)
+    for c in "/?#":
+        i = rest.find(c)
+        if 0 <= i < end:
+            end = i
+    target = rest[end:]
+    return rest[:end].rpartition("@")[2], target if target.startswith("/") else "/" + target
+
+
 # Real traffic repeats a few thousand paths, referrers and hosts: memoizing the pure functions
 # halves the per-record cost. The caches live in memory only, like the request itself.
 @lru_cache(maxsize=65_536)

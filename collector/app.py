@@ -13,16 +13,17 @@ from aiohttp import web
 from anonymizer import Policy, PolicyError, parse_policy
 from anonymizer.policy import default_policy
 from collector import handlers
-from collector.appkeys import ACCESS_BATCHER, AUTH, CONFIG, METRICS, PIPELINE, SINK
+from collector.appkeys import AUTH, BATCHERS, CONFIG, METRICS, PIPELINE, SINK
 from collector.auth import Authenticator
-from collector.batcher import Batcher
+from collector.batcher import Batchers
 from collector.config import Config
-from collector.enrich import GeoIp, UserAgentParser
+from collector.enrich import Enricher, GeoIp, UserAgentParser
 from collector.errors import ConfigError
 from collector.keys import KeyStore
+from collector.kinds import KINDS
 from collector.metrics import Metrics
 from collector.middlewares import auth_middleware, errors_middleware
-from collector.pipeline import AccessPipeline
+from collector.pipeline import Pipeline
 from collector.sink_chdb import ChdbSink
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ def create_app(config: Config) -> web.Application:
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/logs", handlers.ingest_logs)
+    for kind in KINDS.values():
+        app.router.add_post(kind.route, handlers.ingest_handler(kind))
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", handlers.metrics)
@@ -63,11 +65,10 @@ def setup_routes(app: web.Application) -> None:
 async def _pipeline(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     geoip = GeoIp(config.enrich.geoip_database)
-    app[PIPELINE] = AccessPipeline(
+    app[PIPELINE] = Pipeline(
         load_policy(config.policy_file),
         KeyStore(config.storage.keys_path),
-        UserAgentParser(config.enrich.user_agent_cache_size),
-        geoip,
+        Enricher(UserAgentParser(config.enrich.user_agent_cache_size), geoip),
     )
     yield
     geoip.close()
@@ -91,11 +92,11 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         async def insert(table: str, rows: bytes, token: str) -> None:
             await loop.run_in_executor(executor, sink.insert, table, rows, token)
 
-        batcher = Batcher("access_log", insert, config.batch)
-        app[ACCESS_BATCHER] = batcher
-        batcher.start()
+        batchers = Batchers([k.table for k in KINDS.values()], insert, config.batch)
+        app[BATCHERS] = batchers
+        batchers.start()
         yield
-        await batcher.close()
+        await batchers.close()
     finally:
         await loop.run_in_executor(executor, sink.close)
         executor.shutdown(wait=True)

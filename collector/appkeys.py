@@ -5,16 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from collector.auth import Authenticator, Tenant
-from collector.batcher import Batcher
+from collector.batcher import Batchers
 from collector.config import Config
 from collector.metrics import Metrics
-from collector.pipeline import AccessPipeline
+from collector.pipeline import Pipeline
 from collector.sink import Sink
 
 CONFIG = web.AppKey("config", Config)
 AUTH = web.AppKey("auth", Authenticator)
 METRICS = web.AppKey("metrics", Metrics)
-PIPELINE = web.AppKey("pipeline", AccessPipeline)
+PIPELINE = web.AppKey("pipeline", Pipeline)
 SINK = web.AppKey("sink", Sink)
-ACCESS_BATCHER = web.AppKey("access_batcher", Batcher)
+BATCHERS = web.AppKey("batchers", Batchers)
 TENANT = web.RequestKey("tenant", Tenant)  # set by the auth middleware

@@ -119,3 +119,29 @@ class Batcher:
         if self._task is not None:
             await self._task
             self._task = None
+
+
+class Batchers:
+    """One batcher per table, started and closed together; a request's rows may span tables."""
+
+    def __init__(self, tables: list[str], insert: InsertFn, config: BatchConfig) -> None:
+        self.by_table = {t: Batcher(t, insert, config) for t in tables}
+
+    @property
+    def queued_rows(self) -> int:
+        return sum(b.queued_rows for b in self.by_table.values())
+
+    @property
+    def flushed_batches(self) -> int:
+        return sum(b.flushed_batches for b in self.by_table.values())
+
+    def start(self) -> None:
+        for b in self.by_table.values():
+            b.start()
+
+    async def submit(self, rows: dict[str, list[bytes]]) -> None:
+        """Returns when every table's rows are inserted; the first failure is raised."""
+        await asyncio.gather(*(self.by_table[t].submit(r) for t, r in rows.items() if r))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(b.close() for b in self.by_table.values()))

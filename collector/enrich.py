@@ -116,3 +116,14 @@ class GeoIp:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+
+class Enricher:
+    """The enrichment stage as one object: what the row builders of every kind call."""
+
+    def __init__(self, user_agents: UserAgentParser, geoip: GeoIp) -> None:
+        self.user_agent = user_agents.parse
+        self._geo = geoip.lookup
+
+    def geo(self, ip: ClientIp | None) -> GeoInfo:
+        return self._geo(ip) if ip is not None else UNKNOWN_GEO

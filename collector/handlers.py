@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from collector.appkeys import ACCESS_BATCHER, CONFIG, METRICS, PIPELINE, TENANT
+from collector.appkeys import BATCHERS, CONFIG, METRICS, PIPELINE, TENANT
 from collector.decode import check_count, check_encoding, decoder_for
 from collector.errors import BadRequest, PayloadTooLarge
+from collector.kinds import Kind
+from collector.pipeline import Outcome
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -28,21 +34,28 @@ async def read_body(request: web.Request) -> bytes:
         raise BadRequest("body cannot be decompressed with its Content-Encoding") from None
 
 
-async def ingest_logs(request: web.Request) -> web.Response:
-    app = request.app
-    tenant = request[TENANT]
-    decode = decoder_for(request.content_type, allow_text=True)
-    body = await read_body(request)
-    items = decode(body)
-    check_count(items, app[CONFIG].server.max_records)
-    outcome = app[PIPELINE].process(tenant, items)
-    metrics = app[METRICS]
-    metrics.received["access_log"] += len(items)
-    for f in outcome.rejected_fields:
-        metrics.rejected[("access_log", f)] += 1
-    await app[ACCESS_BATCHER].submit(outcome.rows)
-    metrics.accepted["access_log"] += len(outcome.rows)
-    return web.json_response(outcome.body(), status=202)
+async def store(request: web.Request, outcome: Outcome) -> None:
+    """Count, then wait until the accepted rows are inserted (raises 503 if they cannot be)."""
+    metrics = request.app[METRICS]
+    metrics.received.update(outcome.received)
+    metrics.rejected.update(outcome.rejected)
+    metrics.consent.update(outcome.consent)
+    await request.app[BATCHERS].submit(outcome.rows)
+    metrics.accepted.update(outcome.accepted)
+
+
+def ingest_handler(kind: Kind) -> Handler:
+    async def ingest(request: web.Request) -> web.Response:
+        app = request.app
+        decode = decoder_for(request.content_type, allow_text=kind.allow_text)
+        items = decode(await read_body(request))
+        check_count(items, app[CONFIG].server.max_records)
+        outcome = app[PIPELINE].process(request[TENANT], [(kind, item) for item in items])
+        await store(request, outcome)
+        return web.json_response(outcome.body(), status=202)
+
+    ingest.__name__ = f"ingest_{kind.name}"
+    return ingest
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -50,19 +63,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    batcher = request.app[ACCESS_BATCHER]
-    limit = request.app[CONFIG].batch.max_pending_rows
-    if batcher.queued_rows >= limit:
-        return web.json_response({"status": "busy", "queued_rows": batcher.queued_rows}, status=503)
-    return web.json_response({"status": "ready", "queued_rows": batcher.queued_rows})
+    queued = request.app[BATCHERS].queued_rows
+    if queued >= request.app[CONFIG].batch.max_pending_rows:
+        return web.json_response({"status": "busy", "queued_rows": queued}, status=503)
+    return web.json_response({"status": "ready", "queued_rows": queued})
 
 
 async def metrics(request: web.Request) -> web.Response:
-    batcher = request.app[ACCESS_BATCHER]
+    batchers = request.app[BATCHERS]
     text = request.app[METRICS].render(
         {
-            "collector_queued_rows": batcher.queued_rows,
-            "collector_flushed_batches": batcher.flushed_batches,
+            "collector_queued_rows": batchers.queued_rows,
+            "collector_flushed_batches": batchers.flushed_batches,
         }
     )
     return web.Response(text=text, content_type="text/plain")

@@ -10,7 +10,7 @@ class Metrics:
         self.received: Counter[str] = Counter()
         self.accepted: Counter[str] = Counter()
         self.rejected: Counter[tuple[str, str]] = Counter()
-        self.requests: Counter[tuple[str, int]] = Counter()
+        self.consent: Counter[tuple[str, str]] = Counter()  # (kind, reason): stripped or dropped
 
     def render(self, gauges: dict[str, float]) -> str:
         lines = [
@@ -29,10 +29,10 @@ class Metrics:
                 f'collector_records_rejected_total{{kind="{k}",field="{f}"}} {v}'
                 for (k, f), v in self.rejected.items()
             ),
-            "# TYPE collector_http_responses_total counter",
+            "# TYPE collector_records_consent_limited_total counter",
             *(
-                f'collector_http_responses_total{{route="{r}",status="{s}"}} {v}'
-                for (r, s), v in self.requests.items()
+                f'collector_records_consent_limited_total{{kind="{k}",reason="{r}"}} {v}'
+                for (k, r), v in self.consent.items()
             ),
         ]
         for name, value in gauges.items():

@@ -6,57 +6,67 @@ is dropped as soon as its row exists.
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from anonymizer import Enrichment, Policy, TenantContext, anonymize_access
+from anonymizer import Policy, TenantContext
 from collector.auth import Tenant
 from collector.decode import Failed, Item
-from collector.enrich import GeoIp, UserAgentParser
+from collector.enrich import Enricher
 from collector.errors import RecordError
 from collector.keys import KeyStore
-from collector.records import TimeWindow, validate_access
+from collector.kinds import Kind
+from collector.records import TimeWindow
 
 MAX_ERRORS = 100
 
 
 @dataclass
 class Outcome:
-    rows: list[bytes] = field(default_factory=list)
+    rows: defaultdict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
+    accepted: Counter[str] = field(default_factory=Counter)  # by kind
+    received: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, field)
+    consent: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, reason)
     errors: list[dict[str, Any]] = field(default_factory=list)
-    rejected: int = 0
-    rejected_fields: list[str] = field(default_factory=list)
 
-    def reject(self, index: int, error: RecordError) -> None:
-        self.rejected += 1
-        self.rejected_fields.append(error.field)
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def reject(self, kind: str, index: int, error: RecordError) -> None:
+        # metric labels stay a small fixed set: no sender-chosen names (unknown fields, map keys)
+        label = "<unknown>" if error.error == "unknown field" else error.field.split(".", 1)[0]
+        self.rejected[(kind, label)] += 1
         if len(self.errors) < MAX_ERRORS:
             self.errors.append({"index": index, "field": error.field, "error": error.error})
 
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "accepted": len(self.rows),
-            "rejected": self.rejected,
+            "accepted": sum(self.accepted.values()),
+            "rejected": self.rejected_total,
             "errors": self.errors,
         }
-        if self.rejected > len(self.errors):
+        if self.rejected_total > len(self.errors):
             out["errors_truncated"] = True
         return out
 
 
-class AccessPipeline:
-    def __init__(
-        self, policy: Policy, keys: KeyStore, user_agents: UserAgentParser, geoip: GeoIp
-    ) -> None:
+class Pipeline:
+    def __init__(self, policy: Policy, keys: KeyStore, enricher: Enricher) -> None:
         self.policy = policy
         self.keys = keys
-        self.user_agents = user_agents
-        self.geoip = geoip
+        self.enricher = enricher
 
-    def process(self, tenant: Tenant, items: list[Item], now: datetime | None = None) -> Outcome:
+    def process(
+        self, tenant: Tenant, items: Sequence[tuple[Kind, Item]], now: datetime | None = None
+    ) -> Outcome:
+        """Each (kind, item) becomes a row of the kind's table or an error at its index."""
         now = now or datetime.now(UTC)
         policy = self.policy
         ctx = TenantContext(
@@ -65,18 +75,22 @@ class AccessPipeline:
         window = TimeWindow.around(
             int(now.timestamp() * 1000), policy.retention.days_for(tenant.plan)
         )
-        parse_ua = self.user_agents.parse
-        geo = self.geoip.lookup
+        enricher = self.enricher
         out = Outcome()
-        for index, item in enumerate(items):
+        for index, (kind, item) in enumerate(items):
+            out.received[kind.name] += 1
             if isinstance(item, Failed):
-                out.reject(index, item.error)
+                out.reject(kind.name, index, item.error)
                 continue
             try:
-                record = validate_access(item, window)
+                record = kind.validate(item, window)
             except RecordError as e:
-                out.reject(index, e)
+                out.reject(kind.name, index, e)
                 continue
-            enrichment = Enrichment(parse_ua(record.user_agent), geo(record.ip))
-            out.rows.append(orjson.dumps(anonymize_access(policy, ctx, record, enrichment)))
+            row, reason = kind.build_row(policy, ctx, record, enricher)
+            if reason:
+                out.consent[(kind.name, reason)] += 1
+            out.accepted[kind.name] += 1
+            if row is not None:
+                out.rows[kind.table].append(orjson.dumps(row))
         return out

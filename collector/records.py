@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from anonymizer import AccessRecord, InvalidValueError
+from anonymizer import AccessRecord, ClientIp, InvalidValueError
 from anonymizer.ip import parse_ip
+from anonymizer.url import split_url
 from collector.errors import RecordError
 
 DAY_MS = 86_400_000
@@ -57,7 +58,7 @@ def parse_time(value: Any, window: TimeWindow) -> int:
     return ms
 
 
-def _string(raw: dict[str, Any], name: str, limit: int) -> str:
+def string_field(raw: dict[str, Any], name: str, limit: int) -> str:
     value = raw.get(name)
     if value is None:
         return ""
@@ -68,15 +69,15 @@ def _string(raw: dict[str, Any], name: str, limit: int) -> str:
     return value
 
 
-def _identifier(raw: dict[str, Any], name: str) -> str:
+def identifier_field(raw: dict[str, Any], name: str) -> str:
     """Identifiers may be sent as strings or whole numbers; both pseudonymize the same."""
     value = raw.get(name)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    return _string(raw, name, 256)
+    return string_field(raw, name, 256)
 
 
-def _int(raw: dict[str, Any], name: str, lo: int, hi: int) -> int:
+def int_field(raw: dict[str, Any], name: str, lo: int, hi: int) -> int:
     value = raw.get(name)
     if value is None:
         return 0
@@ -95,36 +96,55 @@ ACCESS_FIELDS = frozenset(
 )  # fmt: skip
 
 
-def validate_access(raw: Any, window: TimeWindow) -> AccessRecord:
+def check_fields(raw: Any, known: frozenset[str]) -> dict[str, Any]:
+    """The record as a dict with only known fields, or the error naming the first unknown one."""
     if not isinstance(raw, dict):
         raise RecordError("", "record must be a JSON object")
-    if not ACCESS_FIELDS.issuperset(raw):
-        unknown = next(name for name in raw if name not in ACCESS_FIELDS)
+    if not known.issuperset(raw):
+        unknown = next(name for name in raw if name not in known)
         raise RecordError(str(unknown)[:64], "unknown field")
-    ip_text = raw.get("ip")
-    if ip_text is None or ip_text == "":
-        raise RecordError("ip", "is required")
-    if not isinstance(ip_text, str):
-        raise RecordError("ip", "must be a string")
+    return raw
+
+
+def required_string(raw: dict[str, Any], name: str, limit: int) -> str:
+    value = string_field(raw, name, limit)
+    if not value:
+        raise RecordError(name, "is required")
+    return value
+
+
+def ip_field(raw: dict[str, Any], name: str = "ip", required: bool = False) -> ClientIp | None:
+    text = raw.get(name)
+    if text is None or text == "":
+        if required:
+            raise RecordError(name, "is required")
+        return None
+    if not isinstance(text, str):
+        raise RecordError(name, "must be a string")
     try:
-        ip = parse_ip(ip_text)
+        return parse_ip(text)
     except InvalidValueError:
-        raise RecordError("ip", "not an IP address") from None
-    method = _string(raw, "method", 16)
+        raise RecordError(name, "not an IP address") from None
+
+
+def validate_access(raw: Any, window: TimeWindow) -> AccessRecord:
+    raw = check_fields(raw, ACCESS_FIELDS)
+    ip = ip_field(raw, required=True)
+    assert ip is not None
+    method = string_field(raw, "method", 16)
     if method and not method.isalpha():
         raise RecordError("method", "must be an HTTP method name")
-    path = _string(raw, "path", 8192)
-    host = _string(raw, "host", 255)
-    if path.startswith(("http://", "https://")):  # absolute-form request target (proxies)
-        authority, _, rest = path.partition("://")[2].partition("/")
+    path = string_field(raw, "path", 8192)
+    host = string_field(raw, "host", 255)
+    if "://" in path:  # absolute-form request target (proxies)
+        authority, path = split_url(path)
         host = host or authority
-        path = "/" + rest
     duration = raw.get("duration_ms")
     if duration is not None and (
         not isinstance(duration, int | float) or isinstance(duration, bool) or duration < 0
     ):
         raise RecordError("duration_ms", "must be a number >= 0")
-    status = _int(raw, "status", 0, 999)
+    status = int_field(raw, "status", 0, 999)
     if status and not 100 <= status <= 599:
         raise RecordError("status", "must be an HTTP status from 100 to 599")
     return AccessRecord(
@@ -134,11 +154,11 @@ def validate_access(raw: Any, window: TimeWindow) -> AccessRecord:
         host=host,
         path=path,
         status=status,
-        bytes=_int(raw, "bytes", 0, 2**63 - 1),
+        bytes=int_field(raw, "bytes", 0, 2**63 - 1),
         duration_ms=float(duration) if duration is not None else None,
-        referrer=_string(raw, "referrer", 4096),
-        user_agent=_string(raw, "user_agent", 2048),
-        user_id=_identifier(raw, "user_id"),
-        session_id=_identifier(raw, "session_id"),
-        service=_string(raw, "service", 64),
+        referrer=string_field(raw, "referrer", 4096),
+        user_agent=string_field(raw, "user_agent", 2048),
+        user_id=identifier_field(raw, "user_id"),
+        session_id=identifier_field(raw, "session_id"),
+        service=string_field(raw, "service", 64),
     )

@@ -1,0 +1,328 @@
+"""OTLP/HTTP log exports (`POST /otlp/v1/logs`) -> the collector's raw records.
+
+Any OpenTelemetry SDK or collector can post to us, so the wire format is the official one: an
+`ExportLogsServiceRequest`, as protobuf or as OTLP/JSON. Each LogRecord is mapped by the
+semantic-convention attribute names onto one of our record kinds; the result is the same raw dict
+a sender of that kind would post to its own endpoint, so validation and anonymization stay in one
+place and an OTLP record gets no rule the native endpoints do not have.
+
+Attribute values are copied as they come (string, int, double or bool): a value of the wrong type
+reaches the validator, which rejects the record and names the field. Arrays, kvlists and bytes
+carry nothing we map and count as absent. Nothing here ever puts a value into a message: they are
+personal data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from collector.errors import BadRequest, UnsupportedMediaType
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+Scalar = str | int | float | bool
+Attributes = dict[str, AnyValue]
+
+UNMAPPED = (
+    "log record has none of the attributes that map it to a record kind "
+    "(client.address, http.request.method, device.id, event.name, mail.imb)"
+)
+_PROPERTY_PREFIX = "app.property."
+# OTLP/JSON sends these as hex, which protobuf's JSON mapping would read as base64; we do not use
+# them, so they are dropped before parsing rather than allowed to fail a whole request.
+_ID_FIELDS = ("traceId", "trace_id", "spanId", "span_id")
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpItem:
+    """One mapped log record; `record` is validated later like a record posted natively."""
+
+    kind: str  # "access_log" | "device" | "event" | "mail_scan"
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpFailure:
+    """A log record that could not be mapped; it costs only itself, not the request."""
+
+    error: str  # names attributes and reasons, never values
+
+
+class _Unmappable(Exception):
+    """Raised while mapping one record; becomes that record's `OtlpFailure`."""
+
+
+def _media_type(content_type: str) -> str:
+    """The bare media type: senders add `; charset=utf-8` and vary the case."""
+    media = content_type.partition(";")[0].strip().lower()
+    if media not in (PROTOBUF, JSON):
+        raise UnsupportedMediaType(f"Content-Type must be {PROTOBUF} or {JSON}")
+    return media
+
+
+def decode_otlp_logs(body: bytes, content_type: str) -> list[OtlpItem | OtlpFailure]:
+    """Raises collector.errors.BadRequest when the body is not a valid ExportLogsServiceRequest
+    in that encoding; UnsupportedMediaType for another content type."""
+    media = _media_type(content_type)
+    request = _parse_protobuf(body) if media == PROTOBUF else _parse_json(body)
+    out: list[OtlpItem | OtlpFailure] = []
+    for resource_logs in request.resource_logs:
+        resource = _attributes(resource_logs.resource.attributes)
+        for scope_logs in resource_logs.scope_logs:
+            for log_record in scope_logs.log_records:
+                try:
+                    out.append(_map(log_record, resource))
+                except _Unmappable as e:
+                    out.append(OtlpFailure(str(e)))
+    return out
+
+
+def encode_response(content_type: str, rejected: int, error_message: str) -> bytes:
+    """ExportLogsServiceResponse; partial_success set only when rejected > 0 (per OTLP/HTTP spec),
+    encoded as protobuf or OTLP/JSON to match the request's content type."""
+    media = _media_type(content_type)
+    response = ExportLogsServiceResponse()
+    if rejected > 0:
+        response.partial_success.rejected_log_records = rejected
+        response.partial_success.error_message = error_message
+    body: bytes = (
+        response.SerializeToString()
+        if media == PROTOBUF
+        else orjson.dumps(json_format.MessageToDict(response))
+    )
+    return body
+
+
+def _parse_protobuf(body: bytes) -> ExportLogsServiceRequest:
+    request = ExportLogsServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except DecodeError:
+        # The parser's message is not passed on: it may quote bytes of the body.
+        raise BadRequest("body is not a protobuf ExportLogsServiceRequest") from None
+    return request
+
+
+def _parse_json(body: bytes) -> ExportLogsServiceRequest:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest("body is not valid JSON (or not UTF-8)") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("OTLP/JSON body must be an ExportLogsServiceRequest object")
+    _drop_ids(doc)
+    request = ExportLogsServiceRequest()
+    try:
+        json_format.ParseDict(doc, request, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError):
+        # ParseError messages quote the offending value, so they are not passed on.
+        raise BadRequest("body is not an OTLP/JSON ExportLogsServiceRequest") from None
+    return request
+
+
+def _children(parent: Any, *names: str) -> Iterable[dict[str, Any]]:
+    """The objects of a list field, under its JSON or its proto name; anything malformed is left
+    to the real parser to reject."""
+    if not isinstance(parent, dict):
+        return ()
+    for name in names:
+        value = parent.get(name)
+        if isinstance(value, list):
+            return (item for item in value if isinstance(item, dict))
+    return ()
+
+
+def _drop_ids(doc: dict[str, Any]) -> None:
+    for resource_logs in _children(doc, "resourceLogs", "resource_logs"):
+        for scope_logs in _children(resource_logs, "scopeLogs", "scope_logs"):
+            for log_record in _children(scope_logs, "logRecords", "log_records"):
+                for name in _ID_FIELDS:
+                    log_record.pop(name, None)
+
+
+def _attributes(pairs: Iterable[KeyValue]) -> Attributes:
+    return {kv.key: kv.value for kv in pairs}
+
+
+def _scalar(value: AnyValue | None) -> Scalar | None:
+    if value is None:
+        return None
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return value.string_value
+    if which == "int_value":
+        return value.int_value
+    if which == "bool_value":
+        return value.bool_value
+    if which == "double_value":
+        return value.double_value
+    return None
+
+
+class _View:
+    """The attributes one record sees: its own over its resource's, as the OTel data model says."""
+
+    __slots__ = ("attrs",)
+
+    def __init__(self, resource: Attributes, own: Attributes) -> None:
+        self.attrs = {**resource, **own} if resource else own
+
+    def get(self, *keys: str) -> Scalar | None:
+        """The first of `keys` present: the fallbacks are older or rarer convention names."""
+        for key in keys:
+            value = _scalar(self.attrs.get(key))
+            if value is not None:
+                return value
+        return None
+
+    def has(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def first(self, key: str) -> Scalar | None:
+        """A scalar, or the first item of an array: HTTP header attributes are string arrays."""
+        value = self.attrs.get(key)
+        if value is not None and value.WhichOneof("value") == "array_value":
+            items = value.array_value.values
+            return _scalar(items[0]) if items else None
+        return _scalar(value)
+
+
+def _put(record: dict[str, Any], field: str, value: Any) -> None:
+    if value is not None:
+        record[field] = value
+
+
+def _map(log_record: LogRecord, resource: Attributes) -> OtlpItem:
+    view = _View(resource, _attributes(log_record.attributes))
+    # `event_name` is a LogRecord field since proto 1.5; older senders use the attribute.
+    event_name: str = getattr(log_record, "event_name", "") or ""
+    if view.has("mail.imb"):
+        kind, record = "mail_scan", _mail_scan(view, event_name)
+    elif event_name or view.has("event.name"):
+        kind, record = "event", _event(view, event_name, log_record)
+    elif view.has("device.id"):
+        kind, record = "device", _device(view)
+    elif view.has("client.address") or view.has("http.request.method"):
+        kind, record = "access_log", _access_log(view)
+    else:
+        raise _Unmappable(UNMAPPED)
+    # Record time is when it happened; observed time (when the SDK saw it) is the best stand-in.
+    nanos = log_record.time_unix_nano or log_record.observed_time_unix_nano
+    if nanos:
+        record["time"] = nanos // 1_000_000
+    return OtlpItem(kind, record)
+
+
+def _mail_scan(view: _View, event_name: str) -> dict[str, Any]:
+    record: dict[str, Any] = {"imb": view.get("mail.imb")}
+    _put(record, "event", event_name or view.get("event.name", "mail.event"))
+    _put(record, "facility_zip", view.get("mail.facility_zip"))
+    _put(record, "operation_code", view.get("mail.operation_code"))
+    _put(record, "mail_class", view.get("mail.class"))
+    _put(record, "delivery_status", view.get("mail.delivery_status"))
+    return record
+
+
+def _event(view: _View, event_name: str, log_record: LogRecord) -> dict[str, Any]:
+    record: dict[str, Any] = {"event": event_name or view.get("event.name")}
+    _put(record, "feature", view.get("app.feature"))
+    _put(record, "action", view.get("app.action"))
+    _put(record, "user_id", view.get("enduser.id"))
+    _put(record, "session_id", view.get("session.id"))
+    _put(record, "url", view.get("url.full", "url.path"))
+    _put(record, "consent", _consent(view))
+    _put(record, "gpc", view.get("gpc"))
+    _put(record, "dnt", view.get("dnt"))
+    # Only the record's own attributes: a resource describes the sender, not this event.
+    properties: dict[str, Scalar] = {}
+    for kv in log_record.attributes:
+        name = kv.key.removeprefix(_PROPERTY_PREFIX)
+        value = _scalar(kv.value)
+        if name and name != kv.key and value is not None:
+            properties[name] = value
+    if properties:
+        record["properties"] = properties
+    return record
+
+
+def _consent(view: _View) -> Any:
+    """Consent categories: a comma-separated string, or (the natural OTel form) a string array."""
+    value = view.attrs.get("consent")
+    if value is None:
+        return None
+    if value.WhichOneof("value") == "array_value":
+        items = (_scalar(item) for item in value.array_value.values)
+        return [item for item in items if item is not None]
+    scalar = _scalar(value)
+    if isinstance(scalar, str):
+        return [part.strip() for part in scalar.split(",") if part.strip()]
+    return scalar  # the wrong type: the validator rejects it by name
+
+
+def _device(view: _View) -> dict[str, Any]:
+    record: dict[str, Any] = {"device_id": view.get("device.id")}
+    _put(record, "user_id", view.get("enduser.id"))
+    _put(record, "manufacturer", view.get("device.manufacturer"))
+    _put(record, "model", view.get("device.model.name", "device.model.identifier"))
+    _put(record, "os", view.get("os.name"))
+    _put(record, "os_version", view.get("os.version"))
+    _put(record, "app_version", view.get("service.version"))
+    _put(record, "locale", view.get("app.locale"))
+    _put(record, "screen", view.get("app.screen"))
+    _put(record, "ip", view.get("client.address"))
+    _put(record, "user_agent", view.get("user_agent.original"))
+    return record
+
+
+def _access_log(view: _View) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    _put(record, "ip", view.get("client.address"))
+    _put(record, "method", view.get("http.request.method"))
+    _put(record, "host", view.get("server.address"))
+    _put(record, "path", _path(view))
+    _put(record, "status", view.get("http.response.status_code"))
+    _put(record, "bytes", view.get("http.response.body.size"))
+    _put(record, "duration_ms", _duration_ms(view))
+    _put(record, "referrer", view.first("http.request.header.referer"))
+    _put(record, "user_agent", view.get("user_agent.original"))
+    _put(record, "user_id", view.get("enduser.id"))
+    _put(record, "session_id", view.get("session.id"))
+    _put(record, "service", view.get("service.name"))
+    return record
+
+
+def _path(view: _View) -> Scalar | None:
+    """Our `path` carries the query (the anonymizer filters its parameters); OTel splits them."""
+    path = view.get("url.path")
+    query = view.get("url.query")
+    if path is None or query is None:
+        return path  # a query without a path has nothing to attach to and is not kept
+    if not isinstance(path, str):
+        raise _Unmappable("attribute url.path must be a string")
+    if not isinstance(query, str):
+        raise _Unmappable("attribute url.query must be a string")
+    return f"{path}?{query.removeprefix('?')}"
+
+
+def _duration_ms(view: _View) -> Scalar | None:
+    """OTel measures durations in seconds, we store milliseconds."""
+    seconds = view.get("http.server.request.duration")
+    if seconds is None or isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return seconds  # absent, or the wrong type for the validator to reject by name
+    if not math.isfinite(seconds):
+        raise _Unmappable("attribute http.server.request.duration must be a finite number")
+    return seconds * 1000.0
