@@ -13,12 +13,13 @@ from aiohttp import web
 from anonymizer import Policy, PolicyError, parse_policy
 from anonymizer.policy import default_policy
 from collector import handlers
-from collector.appkeys import AUTH, BATCHERS, CONFIG, METRICS, PIPELINE, SINK
+from collector.appkeys import AUTH, BATCHERS, CONFIG, IDEMPOTENCY, METRICS, PIPELINE, SINK
 from collector.auth import Authenticator
 from collector.batcher import Batchers
 from collector.config import Config
 from collector.enrich import Enricher, GeoIp, UserAgentParser
 from collector.errors import ConfigError
+from collector.idempotency import IdempotencyStore
 from collector.keys import KeyStore
 from collector.kinds import KINDS
 from collector.metrics import Metrics
@@ -57,6 +58,7 @@ def create_app(config: Config) -> web.Application:
 def setup_routes(app: web.Application) -> None:
     for kind in KINDS.values():
         app.router.add_post(kind.route, handlers.ingest_handler(kind))
+    app.router.add_post("/otlp/v1/logs", handlers.ingest_otlp)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", handlers.metrics)
@@ -95,8 +97,10 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         batchers = Batchers([k.table for k in KINDS.values()], insert, config.batch)
         app[BATCHERS] = batchers
         batchers.start()
+        app[IDEMPOTENCY] = IdempotencyStore(storage.path / "idempotency.jsonl")
         yield
         await batchers.close()
+        app[IDEMPOTENCY].close()
     finally:
         await loop.run_in_executor(executor, sink.close)
         executor.shutdown(wait=True)

@@ -7,6 +7,7 @@ from aiohttp import web
 from collector.auth import Authenticator, Tenant
 from collector.batcher import Batchers
 from collector.config import Config
+from collector.idempotency import IdempotencyStore
 from collector.metrics import Metrics
 from collector.pipeline import Pipeline
 from collector.sink import Sink
@@ -16,5 +17,6 @@ AUTH = web.AppKey("auth", Authenticator)
 METRICS = web.AppKey("metrics", Metrics)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 SINK = web.AppKey("sink", Sink)
+IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
 BATCHERS = web.AppKey("batchers", Batchers)
 TENANT = web.RequestKey("tenant", Tenant)  # set by the auth middleware

@@ -66,6 +66,13 @@ class PayloadTooLarge(HttpError):
     error = "payload too large"
 
 
+class UnprocessableEntity(HttpError):
+    """A well-formed request that contradicts an earlier one (an Idempotency-Key reused)."""
+
+    status = 422
+    error = "unprocessable entity"
+
+
 class UnsupportedMediaType(HttpError):
     """A content type or content encoding this endpoint does not read."""
 

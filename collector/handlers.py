@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from collector.appkeys import BATCHERS, CONFIG, METRICS, PIPELINE, TENANT
-from collector.decode import check_count, check_encoding, decoder_for
-from collector.errors import BadRequest, PayloadTooLarge
-from collector.kinds import Kind
+from collector import otlp
+from collector.appkeys import BATCHERS, CONFIG, IDEMPOTENCY, METRICS, PIPELINE, TENANT
+from collector.decode import Failed, check_count, check_encoding, decoder_for
+from collector.errors import BadRequest, PayloadTooLarge, RecordError
+from collector.idempotency import Answer
+from collector.kinds import KINDS, OTLP_UNMAPPED, Kind
 from collector.pipeline import Outcome
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
@@ -44,18 +47,68 @@ async def store(request: web.Request, outcome: Outcome) -> None:
     metrics.accepted.update(outcome.accepted)
 
 
+async def answer_once(
+    request: web.Request, body: bytes, compute: Callable[[], Awaitable[Answer]]
+) -> web.Response:
+    """`compute()`'s answer, or with an Idempotency-Key the first answer to that key."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        answer = await compute()
+    else:
+        answer = await request.app[IDEMPOTENCY].run(request[TENANT].id, key, body, compute)
+    return web.Response(status=answer.status, body=answer.body, content_type=answer.content_type)
+
+
 def ingest_handler(kind: Kind) -> Handler:
     async def ingest(request: web.Request) -> web.Response:
         app = request.app
         decode = decoder_for(request.content_type, allow_text=kind.allow_text)
-        items = decode(await read_body(request))
-        check_count(items, app[CONFIG].server.max_records)
-        outcome = app[PIPELINE].process(request[TENANT], [(kind, item) for item in items])
-        await store(request, outcome)
-        return web.json_response(outcome.body(), status=202)
+        body = await read_body(request)
+
+        async def compute() -> Answer:
+            items = decode(body)
+            check_count(items, app[CONFIG].server.max_records)
+            outcome = app[PIPELINE].process(request[TENANT], [(kind, item) for item in items])
+            await store(request, outcome)
+            return Answer(202, "application/json", orjson.dumps(outcome.body()))
+
+        return await answer_once(request, body, compute)
 
     ingest.__name__ = f"ingest_{kind.name}"
     return ingest
+
+
+async def ingest_otlp(request: web.Request) -> web.Response:
+    """OTLP/HTTP logs: each log record maps onto a kind by its semantic-convention attributes.
+    Answers 200 with an ExportLogsServiceResponse (partial success when records were rejected),
+    in the request's encoding."""
+    app = request.app
+    content_type = request.content_type
+    body = await read_body(request)
+
+    async def compute() -> Answer:
+        decoded = otlp.decode_otlp_logs(body, content_type)
+        check_count(decoded, app[CONFIG].server.max_records)
+        pairs = [
+            (KINDS[d.kind], d.record)
+            if isinstance(d, otlp.OtlpItem)
+            else (OTLP_UNMAPPED, Failed(RecordError("", d.error)))
+            for d in decoded
+        ]
+        outcome = app[PIPELINE].process(request[TENANT], pairs)
+        await store(request, outcome)
+        message = ""
+        if outcome.errors:
+            first = outcome.errors[0]
+            message = (
+                f"{outcome.rejected_total} log records rejected; first: index {first['index']}"
+                + (f", field {first['field']}" if first["field"] else "")
+                + f": {first['error']}"
+            )
+        reply = otlp.encode_response(content_type, outcome.rejected_total, message)
+        return Answer(200, otlp.PROTOBUF if content_type == otlp.PROTOBUF else otlp.JSON, reply)
+
+    return await answer_once(request, body, compute)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ from anonymizer.anonymize import anonymize_device, anonymize_event, anonymize_ma
 from anonymizer.types import AccessRecord, DeviceRecord, EventRecord, MailScanRecord
 from collector.devices import validate_device
 from collector.enrich import Enricher
+from collector.errors import RecordError
 from collector.events import validate_event
 from collector.mail_scans import validate_mail_scan
 from collector.records import TimeWindow, validate_access
@@ -56,3 +57,12 @@ DEVICE = Kind("device", "/v1/devices", "device_info", validate_device, _device)
 EVENT = Kind("event", "/v1/events", "usage_events", validate_event, _event)
 MAIL_SCAN = Kind("mail_scan", "/v1/mail-scans", "mail_scans", validate_mail_scan, _mail)
 KINDS: dict[str, Kind] = {k.name: k for k in (ACCESS_LOG, DEVICE, EVENT, MAIL_SCAN)}
+
+
+def _unmapped(raw: Any, window: TimeWindow) -> Any:
+    raise RecordError("", "no record kind")
+
+
+# Stands for OTLP log records that map onto no kind, so they are counted and reported like any
+# rejected record; nothing is ever validated or stored under it.
+OTLP_UNMAPPED = Kind("otlp_unmapped", "/otlp/v1/logs", "", _unmapped, _mail)
