@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import orjson
 from aiohttp import web
@@ -109,6 +110,14 @@ async def ingest_otlp(request: web.Request) -> web.Response:
         return Answer(200, otlp.PROTOBUF if content_type == otlp.PROTOBUF else otlp.JSON, reply)
 
     return await answer_once(request, body, compute)
+
+
+OPENAPI = Path(__file__).resolve().parent.parent / "openapi.json"
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The API contract, checked in at the repository root and validated against real answers."""
+    return web.Response(body=OPENAPI.read_bytes(), content_type="application/json")
 
 
 async def healthz(request: web.Request) -> web.Response:
