@@ -14,7 +14,9 @@ def test_shipped_policy_is_valid() -> None:
     assert p.ip.ipv4_prefix == 24 and p.ip.ipv6_prefix == 48
     assert p.geo.granularity == "city"
     assert p.identifiers.fields == {"user_id", "session_id", "device_id", "imb.serial"}
-    assert p.mail.routing_zip == "zip5" and p.consent.analytics_without_consent == "strip_identifiers"
+    assert (
+        p.mail.routing_zip == "zip5" and p.consent.analytics_without_consent == "strip_identifiers"
+    )
     assert p.retention.days_for("free") == 30
     assert p.retention.days_for("enterprise") == 1095
     assert p.retention.days_for("") == 395

@@ -50,7 +50,13 @@ async def test_devices(start: AppFactory) -> None:
 
 async def test_events_properties_and_consent(start: AppFactory) -> None:
     client = await start()
-    base = {"event": "checkout", "feature": "cart", "action": "click", "user_id": "erin", "session_id": "s9"}
+    base = {
+        "event": "checkout",
+        "feature": "cart",
+        "action": "click",
+        "user_id": "erin",
+        "session_id": "s9",
+    }
     body = await post(
         client,
         "/v1/events",
@@ -82,7 +88,11 @@ async def test_events_properties_and_consent(start: AppFactory) -> None:
         ("", False, False), ("dnt", True, True), ("gpc", True, True), ("no_consent", True, True),
     ]  # fmt: skip
     kept = rows[0]
-    assert (kept["url_host"], kept["url_path"], kept["url_query"]) == ("shop.example", "/u/{email}/cart", "utm_source=x")
+    assert (kept["url_host"], kept["url_path"], kept["url_query"]) == (
+        "shop.example",
+        "/u/{email}/cart",
+        "utm_source=x",
+    )
     assert kept["properties"] == {
         "plan": "pro", "contact": "{email}", "phone": "{phone}", "from_ip": "{ip}", "card": "{id}",
         "qty": "3", "gift": "true", "price": "9.5",
@@ -96,7 +106,9 @@ async def test_events_properties_and_consent(start: AppFactory) -> None:
 
 async def test_consent_drop_policy(start: AppFactory, tmp_path: Any) -> None:
     policy = tmp_path / "p.toml"
-    policy.write_text('version = 9\n[consent]\nanalytics_without_consent = "drop"\nhonour_dnt = false\n')
+    policy.write_text(
+        'version = 9\n[consent]\nanalytics_without_consent = "drop"\nhonour_dnt = false\n'
+    )
     client = await start(policy_file=policy)
     body = await post(
         client, "/v1/events",
@@ -137,7 +149,10 @@ async def test_mail_scans(start: AppFactory) -> None:
         "SELECT event, barcode_id, service_type, mailer_id, serial_pseudonym, routing_zip, facility_zip "
         "FROM mail_scans ORDER BY event",
     )
-    assert [(r["event"], r["barcode_id"], r["service_type"], r["mailer_id"], r["routing_zip"]) for r in rows] == [
+    assert [
+        (r["event"], r["barcode_id"], r["service_type"], r["mailer_id"], r["routing_zip"])
+        for r in rows
+    ] == [
         ("", "01", "234", "567094", ""),
         ("delivered", "01", "234", "567094", "01234"),
         ("processed", "01", "234", "567094", "01234"),
@@ -153,7 +168,14 @@ async def test_routing_zip3_and_none(start: AppFactory, tmp_path: Any) -> None:
         policy = tmp_path / f"{setting}.toml"
         policy.write_text(f'version = {version}\n[mail]\nrouting_zip = "{setting}"\n')
         client = await start(policy_file=policy)
-        await post(client, "/v1/mail-scans", [{"imb": encode_bars(parse_digits(TRACKING + ROUTING))}])
-        rows = query(client, "SELECT policy_version, routing_zip FROM mail_scans ORDER BY policy_version")
+        await post(
+            client, "/v1/mail-scans", [{"imb": encode_bars(parse_digits(TRACKING + ROUTING))}]
+        )
+        rows = query(
+            client, "SELECT policy_version, routing_zip FROM mail_scans ORDER BY policy_version"
+        )
         await client.close()
-    assert rows == [{"policy_version": 3, "routing_zip": "012"}, {"policy_version": 4, "routing_zip": ""}]
+    assert rows == [
+        {"policy_version": 3, "routing_zip": "012"},
+        {"policy_version": 4, "routing_zip": ""},
+    ]
