@@ -27,7 +27,7 @@ TYPES = [
     "application/x-protobuf",
     "image/png",
 ]
-FIELDS = sorted(ACCESS_FIELDS | DEVICE_FIELDS | EVENT_FIELDS | MAIL_SCAN_FIELDS) + ["x", "", "é"]
+FIELDS = [*sorted(ACCESS_FIELDS | DEVICE_FIELDS | EVENT_FIELDS | MAIL_SCAN_FIELDS), "x", "", "é"]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False)
