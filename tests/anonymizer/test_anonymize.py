@@ -115,3 +115,72 @@ def test_ip_prefixes_follow_policy() -> None:
     v6 = AccessRecord(time_ms=0, ip=parse_ip("2001:db8:1:2::9"))
     assert anonymize_access(policy, CTX, RECORD, ENRICH)["ip_prefix"] == "83.149.0.0/16"
     assert anonymize_access(policy, CTX, v6, ENRICH)["ip_prefix"] == "2001:db8::/32"
+
+
+def test_device_row() -> None:
+    from anonymizer.anonymize import anonymize_device
+    from anonymizer.types import DeviceRecord
+
+    rec = DeviceRecord(
+        time_ms=0,
+        device_id="dev-1",
+        user_id="jane",
+        model="Pixel 8",
+        ip=parse_ip("2001:db8:1:2::3"),
+    )
+    row = anonymize_device(POLICY, CTX, rec, ENRICH)
+    assert row["device_pseudonym"] == pseudonymize(KEY, "device_id", "dev-1")
+    assert (
+        row["ip_prefix"] == "2001:db8:1::/48"
+        and row["geo_country"] == "DE"
+        and row["model"] == "Pixel 8"
+    )
+    assert (
+        row["browser_family"] == ""
+    )  # no user agent sent: the enrichment's default is not claimed
+    no_ip = anonymize_device(POLICY, CTX, DeviceRecord(time_ms=0, device_id="d"), ENRICH)
+    assert (no_ip["ip_prefix"], no_ip["ip_version"]) == ("", 0)
+
+
+def test_event_row_strips_identifiers_without_consent() -> None:
+    from anonymizer.anonymize import anonymize_event
+    from anonymizer.types import Consent, EventRecord
+
+    rec = EventRecord(time_ms=0, event="e", user_id="jane", url="https://x.example/a/jane@example.com?utm_source=m&q=1",
+                      properties=(("to", "jane@example.com"),), consent=Consent(frozenset({"analytics"})))  # fmt: skip
+    row, reason = anonymize_event(POLICY, CTX, rec)
+    assert reason == "" and row is not None
+    assert (row["url_host"], row["url_path"], row["url_query"]) == (
+        "x.example",
+        "/a/{email}",
+        "utm_source=m",
+    )
+    assert row["user_pseudonym"] == pseudonymize(KEY, "user_id", "jane")
+    assert row["properties"] == {"to": "{email}"}
+    stripped, reason = anonymize_event(
+        POLICY, CTX, EventRecord(time_ms=0, event="e", user_id="jane")
+    )
+    assert reason == "no_consent" and stripped is not None
+    assert stripped["user_pseudonym"] == "" and stripped["identifiers_stripped"] is True
+
+
+def test_mail_scan_row_never_keeps_the_full_barcode() -> None:
+    from anonymizer.anonymize import anonymize_mail_scan
+    from anonymizer.imb import parse_digits
+    from anonymizer.types import MailScanRecord
+
+    rec = MailScanRecord(
+        time_ms=0, imb=parse_digits("01234567094987654321" + "01234567891"), event="delivered"
+    )
+    row = anonymize_mail_scan(POLICY, CTX, rec)
+    assert (row["barcode_id"], row["service_type"], row["mailer_id"], row["routing_zip"]) == (
+        "01",
+        "234",
+        "567094",
+        "01234",
+    )
+    assert row["serial_pseudonym"] == pseudonymize(KEY, "imb.serial", "567094" + "987654321")
+    assert (
+        "987654321" not in orjson.dumps(row).decode() and "67891" not in orjson.dumps(row).decode()
+    )
+    assert "987654321" not in repr(rec)
