@@ -19,6 +19,10 @@ from anonymizer.geo import GRANULARITIES, Granularity
 from anonymizer.url import UrlScrubber
 
 Rotation = Literal["never", "daily", "monthly"]
+VisitorId = Literal["none", "daily"]
+VISITOR_IDS: tuple[VisitorId, ...] = ("none", "daily")
+UnknownFields = Literal["reject", "drop"]
+UNKNOWN_FIELDS: tuple[UnknownFields, ...] = ("reject", "drop")
 RoutingZip = Literal["none", "zip3", "zip5"]
 ROUTING_ZIPS: tuple[RoutingZip, ...] = ("none", "zip3", "zip5")
 WithoutConsent = Literal["drop", "strip_identifiers"]
@@ -48,6 +52,7 @@ class IdentifiersPolicy:
 
     fields: frozenset[str] = frozenset(IDENTIFIER_FIELDS)
     rotation: Rotation = "monthly"
+    visitor_id: VisitorId = "none"
 
     def epoch(self, now: datetime) -> str:
         """The key epoch in force at `now` (UTC): `0`, `2026-11` or `2026-11-25`."""
@@ -94,6 +99,7 @@ class Policy:
     retention: RetentionPolicy
     mail: MailPolicy = MailPolicy()
     consent: ConsentPolicy = ConsentPolicy()
+    unknown_fields: UnknownFields = "reject"
 
 
 def default_policy() -> Policy:
@@ -101,14 +107,39 @@ def default_policy() -> Policy:
     return parse_policy("version = 1\n")
 
 
-def parse_policy(text: str) -> Policy:
-    """Parse and validate a policy; raises `PolicyError` naming the key and line."""
+def load_toml(text: str) -> dict[str, Any]:
+    """TOML text -> dict; a syntax error is a `PolicyError` with its line."""
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         m = re.search(r"line (\d+)", str(e))
         raise PolicyError("<file>", f"not valid TOML: {e}", int(m.group(1)) if m else None) from e
-    r = _Reader(doc, text)
+
+
+def merge_docs(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with every key that `override` names replaced; tables merge key by key, so a
+    tenant file overrides only what it names."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_docs(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_policy(text: str, base: str | None = None) -> Policy:
+    """Parse and validate a policy; raises `PolicyError` naming the key and line.
+
+    With `base`, `text` is a tenant override: it names only what differs from the base policy,
+    and error lines point into the override when the key is there, else into the base.
+    """
+    doc = load_toml(text)
+    texts = [text]
+    if base is not None:
+        doc = merge_docs(load_toml(base), doc)
+        texts.append(base)
+    r = _Reader(doc, texts)
     r.check_unknown()
     version = r.integer("", "version", None, 1, 2**31 - 1)
     ip = IpPolicy(
@@ -129,8 +160,8 @@ def parse_policy(text: str) -> Policy:
     identifiers = IdentifiersPolicy(
         fields=frozenset(fields),
         rotation=cast(Rotation, r.choice("identifiers", "rotation", "monthly", ROTATIONS)),
+        visitor_id=cast(VisitorId, r.choice("identifiers", "visitor_id", "none", VISITOR_IDS)),
     )
-    r.choice("identifiers", "visitor_id", "none", ("none",))
     keep = r.str_list("url", "keep_query_params", ["utm_source", "utm_medium", "utm_campaign"])
     redact = r.str_list("url", "redact", ["email", "token", "uuid", "digits>=6"])
     url = r.wrap("url", "redact", lambda: UrlScrubber.build(keep, redact))
@@ -151,11 +182,14 @@ def parse_policy(text: str) -> Policy:
         honour_gpc=r.boolean("consent", "honour_gpc", True),
         honour_dnt=r.boolean("consent", "honour_dnt", True),
     )
-    return Policy(version, ip, geo, identifiers, url, retention, mail, consent)
+    unknown = cast(UnknownFields, r.choice("records", "unknown_fields", "reject", UNKNOWN_FIELDS))
+    return Policy(version, ip, geo, identifiers, url, retention, mail, consent, unknown)
 
 
 _SECTIONS: Mapping[str, frozenset[str]] = {
-    "": frozenset({"version", "ip", "geo", "identifiers", "url", "retention", "mail", "consent"}),
+    "": frozenset(
+        {"version", "ip", "geo", "identifiers", "url", "retention", "mail", "consent", "records"}
+    ),
     "ip": frozenset({"ipv4_prefix", "ipv6_prefix"}),
     "geo": frozenset({"granularity"}),
     "identifiers": frozenset({"fields", "rotation", "visitor_id"}),
@@ -163,15 +197,45 @@ _SECTIONS: Mapping[str, frozenset[str]] = {
     "retention": frozenset({"days", "plans"}),
     "mail": frozenset({"routing_zip"}),
     "consent": frozenset({"analytics_without_consent", "honour_gpc", "honour_dnt"}),
+    "records": frozenset({"unknown_fields"}),
 }
+
+
+def policy_settings(policy: Policy) -> dict[str, Any]:
+    """Every setting in force, flattened to `section.key` (defaults included): what the policy
+    API shows and what a diff compares."""
+    return {
+        "version": policy.version,
+        "ip.ipv4_prefix": policy.ip.ipv4_prefix,
+        "ip.ipv6_prefix": policy.ip.ipv6_prefix,
+        "geo.granularity": policy.geo.granularity,
+        "identifiers.fields": sorted(policy.identifiers.fields),
+        "identifiers.rotation": policy.identifiers.rotation,
+        "identifiers.visitor_id": policy.identifiers.visitor_id,
+        "url.keep_query_params": sorted(policy.url.keep_query_params),
+        "url.redact": list(policy.url.rules),
+        "mail.routing_zip": policy.mail.routing_zip,
+        "consent.analytics_without_consent": policy.consent.analytics_without_consent,
+        "consent.honour_gpc": policy.consent.honour_gpc,
+        "consent.honour_dnt": policy.consent.honour_dnt,
+        "records.unknown_fields": policy.unknown_fields,
+        "retention.days": policy.retention.days,
+        "retention.plans": dict(sorted(policy.retention.plans.items())),
+    }
+
+
+def diff_settings(old: Policy, new: Policy) -> list[tuple[str, Any, Any]]:
+    """(key, old value, new value) for every setting that differs."""
+    a, b = policy_settings(old), policy_settings(new)
+    return [(k, a[k], b[k]) for k in a if a[k] != b[k]]
 
 
 class _Reader:
     """Typed access to the parsed TOML with errors that point at the file."""
 
-    def __init__(self, doc: dict[str, Any], text: str) -> None:
+    def __init__(self, doc: dict[str, Any], texts: list[str]) -> None:
         self.doc = doc
-        self.lines = text.splitlines()
+        self.texts = [t.splitlines() for t in texts]
 
     def section(self, name: str) -> dict[str, Any]:
         if not name:
@@ -183,10 +247,18 @@ class _Reader:
 
     def line_of(self, section: str, key: str) -> int | None:
         """Best-effort line number of `key` inside `[section]`; tomllib keeps no positions."""
+        for lines in self.texts:
+            n = self._line_in(lines, section, key)
+            if n is not None:
+                return n
+        return None
+
+    @staticmethod
+    def _line_in(lines: list[str], section: str, key: str) -> int | None:
         current = ""
         key_re = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
         header_re = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+")
-        for n, line in enumerate(self.lines, 1):
+        for n, line in enumerate(lines, 1):
             h = header_re.match(line)
             if h:
                 current = h.group(1)

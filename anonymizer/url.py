@@ -38,6 +38,7 @@ class UrlScrubber:
     redact_uuid: bool
     redact_token: bool
     digits_run: re.Pattern[str] | None
+    rules: tuple[str, ...]
 
     @classmethod
     def build(cls, keep_query_params: list[str], redact: list[str]) -> UrlScrubber:
@@ -59,6 +60,7 @@ class UrlScrubber:
             "uuid" in redact,
             "token" in redact,
             digits,
+            tuple(redact),
         )
 
     def redact_value(self, value: str) -> str:

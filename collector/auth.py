@@ -12,16 +12,23 @@ import secrets
 from dataclasses import dataclass
 
 from collector.config import TenantConfig
-from collector.errors import Unauthorized
+from collector.errors import Forbidden, Unauthorized
 
 KEY_PREFIX = "tck_"
 
 
 @dataclass(frozen=True, slots=True)
 class Tenant:
+    """The caller: its tenant, and what the key it used may do."""
+
     id: str
     plan: str
     key_id: str  # first 12 hex digits of the key's SHA-256: safe to log, names the key
+    scopes: frozenset[str] = frozenset({"ingest"})
+
+    def require(self, allowed: frozenset[str]) -> None:
+        if "admin" not in self.scopes and not self.scopes & allowed:
+            raise Forbidden(f"this key's scopes ({', '.join(sorted(self.scopes))}) do not allow it")
 
 
 def hash_key(api_key: str) -> str:
@@ -36,9 +43,9 @@ def new_api_key() -> str:
 class Authenticator:
     def __init__(self, tenants: tuple[TenantConfig, ...]) -> None:
         self._entries = [
-            (bytes.fromhex(h), Tenant(t.id, t.plan, h[:12]))
+            (bytes.fromhex(k.sha256), Tenant(t.id, t.plan, k.sha256[:12], k.scopes))
             for t in tenants
-            for h in t.api_key_sha256
+            for k in t.all_keys()
         ]
 
     def authenticate(self, authorization: str | None) -> Tenant:

@@ -67,10 +67,25 @@ class EnrichConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKeyConfig:
+    """One API key (as its SHA-256) and what it may do: ingest, analyst, privacy, admin."""
+
+    sha256: str
+    scopes: frozenset[str] = frozenset({"ingest"})
+
+
+SCOPES = frozenset({"ingest", "analyst", "privacy", "admin"})
+
+
+@dataclass(frozen=True, slots=True)
 class TenantConfig:
     id: str
     plan: str = ""
-    api_key_sha256: tuple[str, ...] = ()
+    api_key_sha256: tuple[str, ...] = ()  # keys with the ingest scope
+    keys: tuple[ApiKeyConfig, ...] = ()  # keys with explicit scopes
+
+    def all_keys(self) -> tuple[ApiKeyConfig, ...]:
+        return tuple(ApiKeyConfig(h) for h in self.api_key_sha256) + self.keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +95,12 @@ class Config:
     batch: BatchConfig = field(default_factory=BatchConfig)
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     policy_file: Path | None = None
+    policy_tenant_dir: Path | None = None  # <tenant>.toml overrides; default <data>/policies
     tenants: tuple[TenantConfig, ...] = ()
+
+    @property
+    def tenant_policy_dir(self) -> Path:
+        return self.policy_tenant_dir or self.storage.path / "policies"
 
 
 def load_config(path: Path) -> Config:
@@ -109,7 +129,7 @@ def parse_config(text: str, base: Path) -> Config:
     _known(batch, "batch", set(BatchConfig.__slots__))
     _known(geoip, "geoip", {"database"})
     _known(ua, "user_agent", {"cache_size"})
-    _known(policy, "policy", {"file"})
+    _known(policy, "policy", {"file", "tenant_dir"})
 
     d = ServerConfig()
     server_cfg = ServerConfig(
@@ -144,6 +164,7 @@ def parse_config(text: str, base: Path) -> Config:
         user_agent_cache_size=_int(ua, "user_agent.cache_size", 16_384, 0, 10**7),
     )
     policy_file = _str(policy, "policy.file", "")
+    tenant_dir = _str(policy, "policy.tenant_dir", "")
     tenants = _tenants(doc.get("tenants", []))
     return Config(
         server=server_cfg,
@@ -151,6 +172,7 @@ def parse_config(text: str, base: Path) -> Config:
         batch=batch_cfg,
         enrich=enrich_cfg,
         policy_file=_path(base, policy_file) if policy_file else None,
+        policy_tenant_dir=_path(base, tenant_dir) if tenant_dir else None,
         tenants=tenants,
     )
 
@@ -165,7 +187,7 @@ def _tenants(raw: Any) -> tuple[TenantConfig, ...]:
         where = f"tenants[{i}]"
         if not isinstance(t, dict):
             raise ConfigError(f"{where}: must be a table")
-        _known(t, where, {"id", "plan", "api_key_sha256"})
+        _known(t, where, {"id", "plan", "api_key_sha256", "keys"})
         tid = _str(t, f"{where}.id", "")
         if not TENANT_ID.match(tid):
             raise ConfigError(f"{where}.id: must match {TENANT_ID.pattern}")
@@ -176,17 +198,41 @@ def _tenants(raw: Any) -> tuple[TenantConfig, ...]:
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
             raise ConfigError(f"{where}.api_key_sha256: must be a list of strings")
         for j, k in enumerate(keys):
-            if not SHA256_HEX.match(k):
+            _check_key_hash(k, f"{where}.api_key_sha256[{j}]", seen_keys)
+        scoped = []
+        raw_scoped = t.get("keys", [])
+        if not isinstance(raw_scoped, list):
+            raise ConfigError(f"{where}.keys: must be an array of tables ([[tenants.keys]])")
+        for j, k in enumerate(raw_scoped):
+            kwhere = f"{where}.keys[{j}]"
+            if not isinstance(k, dict):
+                raise ConfigError(f"{kwhere}: must be a table")
+            _known(k, kwhere, {"sha256", "scopes"})
+            digest = _str(k, f"{kwhere}.sha256", "")
+            _check_key_hash(digest, f"{kwhere}.sha256", seen_keys)
+            scopes = k.get("scopes", ["ingest"])
+            if not isinstance(scopes, list) or not scopes or not set(scopes) <= SCOPES:
                 raise ConfigError(
-                    f"{where}.api_key_sha256[{j}]: must be 64 lower-case hex digits (a SHA-256)"
+                    f"{kwhere}.scopes: a non-empty list of {', '.join(sorted(SCOPES))}"
                 )
-            if k in seen_keys:
-                raise ConfigError(f"{where}.api_key_sha256[{j}]: the same key is listed twice")
-            seen_keys.add(k)
+            scoped.append(ApiKeyConfig(digest, frozenset(scopes)))
         out.append(
-            TenantConfig(id=tid, plan=_str(t, f"{where}.plan", ""), api_key_sha256=tuple(keys))
+            TenantConfig(
+                id=tid,
+                plan=_str(t, f"{where}.plan", ""),
+                api_key_sha256=tuple(keys),
+                keys=tuple(scoped),
+            )
         )
     return tuple(out)
+
+
+def _check_key_hash(digest: str, where: str, seen: set[str]) -> None:
+    if not SHA256_HEX.match(digest):
+        raise ConfigError(f"{where}: must be 64 lower-case hex digits (a SHA-256)")
+    if digest in seen:
+        raise ConfigError(f"{where}: the same key is listed twice")
+    seen.add(digest)
 
 
 def _section(doc: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -59,6 +59,13 @@ class Unauthorized(HttpError):
     error = "unauthorized"
 
 
+class Forbidden(HttpError):
+    """A known key whose scopes do not cover this endpoint."""
+
+    status = 403
+    error = "forbidden"
+
+
 class PayloadTooLarge(HttpError):
     """The body, once decompressed, or its record count is over a limit."""
 
