@@ -13,7 +13,7 @@ from anonymizer.geo import generalize_geo
 from anonymizer.ip import truncate_ip
 from anonymizer.policy import Policy
 from anonymizer.properties import redact_properties
-from anonymizer.pseudonym import pseudonymize
+from anonymizer.pseudonym import DAY_MS, daily_visitor_id, pseudonymize
 from anonymizer.types import (
     AccessRecord,
     ClientIp,
@@ -68,10 +68,22 @@ def anonymize_access(
         "session_pseudonym": pseudonymize(ctx.key, "session_id", record.session_id)
         if "session_id" in ids
         else "",
+        "visitor_id": _visitor_id(policy, ctx, record.time_ms, record.ip, record.user_agent),
         "policy_version": policy.version,
         "key_epoch": ctx.key.epoch,
         "retention_days": policy.retention.days_for(ctx.plan),
     }
+
+
+def _visitor_id(
+    policy: Policy, ctx: TenantContext, time_ms: int, ip: ClientIp | None, user_agent: str
+) -> str:
+    """The day's visitor id, or "" when the policy has none or the record's day salt is gone
+    (a salt is never recreated for a past day)."""
+    if policy.identifiers.visitor_id != "daily" or ip is None:
+        return ""
+    salt = ctx.visitor_salts.get(time_ms // DAY_MS)
+    return daily_visitor_id(salt, ctx.tenant_id, ip.packed, user_agent) if salt else ""
 
 
 def _pseudonym(policy: Policy, ctx: TenantContext, field: str, value: str) -> str:
@@ -108,6 +120,7 @@ def anonymize_device(
         "time": record.time_ms / 1000,
         "device_pseudonym": _pseudonym(policy, ctx, "device_id", record.device_id),
         "user_pseudonym": _pseudonym(policy, ctx, "user_id", record.user_id),
+        "visitor_id": _visitor_id(policy, ctx, record.time_ms, record.ip, record.user_agent),
         "manufacturer": record.manufacturer,
         "model": record.model,
         "os": record.os,

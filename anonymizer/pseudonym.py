@@ -39,3 +39,19 @@ def pseudonymize(key: PseudonymKey, field_name: str, value: str) -> str:
     h.update(b"\x00")
     h.update(value.encode())
     return h.hexdigest()
+
+
+_VISITOR_PERSON = b"tc-visitor-v1"
+DAY_MS = 86_400_000
+
+
+def daily_visitor_id(salt: bytes, tenant_id: str, ip_packed: bytes, user_agent: str) -> str:
+    """Cookieless visitor id: the same (tenant, address, agent) gives the same id within one
+    day's salt; once that salt is destroyed, nothing links the id to anyone or to other days."""
+    h = hashlib.blake2b(key=salt, digest_size=DIGEST_BYTES, person=_VISITOR_PERSON)
+    h.update(tenant_id.encode())
+    h.update(b"\x00")
+    h.update(ip_packed)
+    h.update(b"\x00")
+    h.update(user_agent.encode())
+    return h.hexdigest()

@@ -6,7 +6,8 @@ once `anonymize_access` has produced the row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from anonymizer.imb import Imb
 from anonymizer.pseudonym import PseudonymKey
@@ -153,8 +154,10 @@ class Enrichment:
 
 @dataclass(frozen=True, slots=True)
 class TenantContext:
-    """Who the record belongs to and the key in force for its pseudonyms."""
+    """Who the record belongs to, the key in force for its pseudonyms, and the visitor-id salts
+    that still exist (by UTC day number: epoch milliseconds // 86,400,000)."""
 
     tenant_id: str
     plan: str
     key: PseudonymKey
+    visitor_salts: Mapping[int, bytes] = field(default_factory=dict)

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from aiohttp import web
 
-from anonymizer import Policy, PolicyError, parse_policy
-from anonymizer.policy import default_policy
-from collector import handlers
-from collector.appkeys import AUTH, BATCHERS, CONFIG, IDEMPOTENCY, METRICS, PIPELINE, SINK
+from collector import handlers, policy_api
+from collector.appkeys import (
+    AUTH,
+    BATCHERS,
+    CONFIG,
+    DB,
+    IDEMPOTENCY,
+    METRICS,
+    PIPELINE,
+    SINK,
+    TENANT,
+)
 from collector.auth import Authenticator
 from collector.batcher import Batchers
 from collector.config import Config
@@ -23,22 +33,15 @@ from collector.idempotency import IdempotencyStore
 from collector.keys import KeyStore
 from collector.kinds import KINDS
 from collector.metrics import Metrics
-from collector.middlewares import auth_middleware, errors_middleware
+from collector.middlewares import PUBLIC_PATHS, Handler, auth_middleware, errors_middleware
 from collector.pipeline import Pipeline
+from collector.policies import PolicyRefused, PolicyStore
+from collector.salts import SaltStore
+from collector.sink import AsyncSink
 from collector.sink_chdb import ChdbSink
 
 log = logging.getLogger(__name__)
-
-
-def load_policy(path: Path | None) -> Policy:
-    if path is None:
-        return default_policy()
-    try:
-        return parse_policy(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"policy.file: cannot read {path}: {e.strerror}") from e
-    except PolicyError as e:
-        raise ConfigError(f"policy file {path}: {e}") from e
+SALT_SWEEP_SECONDS = 60.0
 
 
 def create_app(config: Config) -> web.Application:
@@ -51,26 +54,56 @@ def create_app(config: Config) -> web.Application:
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_pipeline)
     app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_policy_reload_and_salts)
     setup_routes(app)
     return app
 
 
+def _scoped(handler: Handler, scopes: frozenset[str]) -> Handler:
+    """Every non-public route names the key scopes that may call it (admin may call all)."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        request[TENANT].require(scopes)
+        return await handler(request)
+
+    guarded.__name__ = getattr(handler, "__name__", "handler")
+    return guarded
+
+
 def setup_routes(app: web.Application) -> None:
+    ingest = frozenset({"ingest"})
     for kind in KINDS.values():
-        app.router.add_post(kind.route, handlers.ingest_handler(kind))
-    app.router.add_post("/otlp/v1/logs", handlers.ingest_otlp)
-    app.router.add_get("/healthz", handlers.healthz)
-    app.router.add_get("/readyz", handlers.readyz)
-    app.router.add_get("/metrics", handlers.metrics)
-    app.router.add_get("/openapi.json", handlers.openapi)
+        app.router.add_post(kind.route, _scoped(handlers.ingest_handler(kind), ingest))
+    app.router.add_post("/otlp/v1/logs", _scoped(handlers.ingest_otlp, ingest))
+    app.router.add_get(
+        "/v1/policy", _scoped(policy_api.get_policy, frozenset({"analyst", "privacy"}))
+    )
+    app.router.add_put("/v1/policy", _scoped(policy_api.put_policy, frozenset({"privacy"})))
+    app.router.add_get("/v1/policy/audit", _scoped(policy_api.get_audit, frozenset({"privacy"})))
+    public = {
+        "/healthz": handlers.healthz,
+        "/readyz": handlers.readyz,
+        "/metrics": handlers.metrics,
+        "/openapi.json": handlers.openapi,
+    }
+    assert set(public) == PUBLIC_PATHS
+    for path, handler in public.items():
+        app.router.add_get(path, handler)
 
 
 async def _pipeline(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     geoip = GeoIp(config.enrich.geoip_database)
+    try:
+        policies = PolicyStore(
+            config.policy_file, config.tenant_policy_dir, [t.id for t in config.tenants]
+        )
+    except PolicyRefused as e:
+        raise ConfigError(f"policy refused: {e}") from e
     app[PIPELINE] = Pipeline(
-        load_policy(config.policy_file),
+        policies,
         KeyStore(config.storage.keys_path),
+        SaltStore(config.storage.path / "salts"),
         Enricher(UserAgentParser(config.enrich.user_agent_cache_size), geoip),
     )
     yield
@@ -91,11 +124,8 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         app[SINK] = sink
-
-        async def insert(table: str, rows: bytes, token: str) -> None:
-            await loop.run_in_executor(executor, sink.insert, table, rows, token)
-
-        batchers = Batchers([k.table for k in KINDS.values()], insert, config.batch)
+        db = app[DB] = AsyncSink(sink, executor)
+        batchers = Batchers([k.table for k in KINDS.values()], db.insert, config.batch)
         app[BATCHERS] = batchers
         batchers.start()
         app[IDEMPOTENCY] = IdempotencyStore(storage.path / "idempotency.jsonl")
@@ -105,3 +135,55 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     finally:
         await loop.run_in_executor(executor, sink.close)
         executor.shutdown(wait=True)
+
+
+async def _audit_startup(app: web.Application) -> None:
+    """Audit the policies found at start when they differ from the last audited version (a file
+    changed while the service was stopped)."""
+    last = {
+        r["tenant_id"]: int(r["v"])
+        for r in await app[DB].query(
+            "SELECT tenant_id, argMax(new_version, time) AS v FROM policy_audit GROUP BY tenant_id"
+        )
+    }
+    store = app[PIPELINE].policies
+    changes = [
+        policy_api.PolicyChange(t, last.get(t, 0), store.for_tenant(t).version, "found at start")
+        for t in store.tenant_ids
+        if last.get(t) != store.for_tenant(t).version
+    ]
+    await policy_api.write_audit(app, changes, "startup", "file")
+
+
+async def _sweep_salts(app: web.Application) -> None:
+    salts = app[PIPELINE].salts
+    while True:
+        gone = salts.sweep(int(time.time() * 1000))
+        if gone:
+            log.info("destroyed visitor-id salts of %s", ", ".join(gone))
+        await asyncio.sleep(SALT_SWEEP_SECONDS)
+
+
+async def _policy_reload_and_salts(app: web.Application) -> AsyncIterator[None]:
+    """SIGHUP reloads the policy files; a background task destroys expired visitor salts."""
+    await _audit_startup(app)
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[object]] = set()
+
+    def on_sighup() -> None:
+        task = asyncio.create_task(policy_api.reload_policies(app))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    installed = False
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        installed = True
+    sweeper = asyncio.create_task(_sweep_salts(app))
+    yield
+    sweeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sweeper
+    if installed:
+        loop.remove_signal_handler(signal.SIGHUP)
+    await asyncio.gather(*reloads, return_exceptions=True)

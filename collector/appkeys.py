@@ -10,13 +10,14 @@ from collector.config import Config
 from collector.idempotency import IdempotencyStore
 from collector.metrics import Metrics
 from collector.pipeline import Pipeline
-from collector.sink import Sink
+from collector.sink import AsyncSink, Sink
 
 CONFIG = web.AppKey("config", Config)
 AUTH = web.AppKey("auth", Authenticator)
 METRICS = web.AppKey("metrics", Metrics)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 SINK = web.AppKey("sink", Sink)
+DB = web.AppKey("db", AsyncSink)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
 BATCHERS = web.AppKey("batchers", Batchers)
 TENANT = web.RequestKey("tenant", Tenant)  # set by the auth middleware

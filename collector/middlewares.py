@@ -17,7 +17,7 @@ from collector.appkeys import AUTH, TENANT
 from collector.errors import HttpError
 
 log = logging.getLogger(__name__)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]  # every handler and middleware
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 
 

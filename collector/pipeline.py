@@ -14,14 +14,16 @@ from typing import Any
 
 import orjson
 
-from anonymizer import Policy, TenantContext
+from anonymizer import TenantContext
 from collector.auth import Tenant
 from collector.decode import Failed, Item
 from collector.enrich import Enricher
 from collector.errors import RecordError
 from collector.keys import KeyStore
 from collector.kinds import Kind
+from collector.policies import PolicyStore
 from collector.records import TimeWindow
+from collector.salts import SaltStore
 
 MAX_ERRORS = 100
 
@@ -58,9 +60,12 @@ class Outcome:
 
 
 class Pipeline:
-    def __init__(self, policy: Policy, keys: KeyStore, enricher: Enricher) -> None:
-        self.policy = policy
+    def __init__(
+        self, policies: PolicyStore, keys: KeyStore, salts: SaltStore, enricher: Enricher
+    ) -> None:
+        self.policies = policies
         self.keys = keys
+        self.salts = salts
         self.enricher = enricher
 
     def process(
@@ -68,9 +73,11 @@ class Pipeline:
     ) -> Outcome:
         """Each (kind, item) becomes a row of the kind's table or an error at its index."""
         now = now or datetime.now(UTC)
-        policy = self.policy
+        policy = self.policies.for_tenant(tenant.id)
+        now_ms = int(now.timestamp() * 1000)
+        salts = self.salts.salts(now_ms) if policy.identifiers.visitor_id == "daily" else {}
         ctx = TenantContext(
-            tenant.id, tenant.plan, self.keys.get(tenant.id, policy.identifiers.epoch(now))
+            tenant.id, tenant.plan, self.keys.get(tenant.id, policy.identifiers.epoch(now)), salts
         )
         window = TimeWindow.around(
             int(now.timestamp() * 1000), policy.retention.days_for(tenant.plan)

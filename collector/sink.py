@@ -7,6 +7,8 @@ query runs), so the event loop stays responsive.
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import Executor
 from typing import Any, Protocol
 
 
@@ -21,3 +23,19 @@ class Sink(Protocol):
         """Run a query; rows as dicts."""
 
     def close(self) -> None: ...
+
+
+class AsyncSink:
+    """A sink driven from the event loop: every call runs on the sink's one worker thread."""
+
+    def __init__(self, sink: Sink, executor: Executor) -> None:
+        self.sink = sink
+        self._executor = executor
+
+    async def insert(self, table: str, rows: bytes, token: str) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.sink.insert, table, rows, token)
+
+    async def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.sink.query, sql, params)

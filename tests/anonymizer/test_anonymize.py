@@ -75,6 +75,7 @@ def test_row() -> None:
         "is_bot": False,
         "user_pseudonym": pseudonymize(KEY, "user_id", "jane"),
         "session_pseudonym": pseudonymize(KEY, "session_id", "s-1"),
+        "visitor_id": "",  # visitor_id = "none" in the shipped policy's absence of a salt
         "policy_version": 1,
         "key_epoch": "2026-11",
         "retention_days": 30,
@@ -184,3 +185,26 @@ def test_mail_scan_row_never_keeps_the_full_barcode() -> None:
         "987654321" not in orjson.dumps(row).decode() and "67891" not in orjson.dumps(row).decode()
     )
     assert "987654321" not in repr(rec)
+
+
+def test_daily_visitor_id() -> None:
+    from dataclasses import replace
+
+    from anonymizer.pseudonym import DAY_MS, daily_visitor_id
+
+    policy = parse_policy('version = 1\n[identifiers]\nvisitor_id = "daily"\n')
+    day = RECORD.time_ms // DAY_MS
+    ctx = TenantContext("acme", "free", KEY, {day: b"s" * 32})
+    row = anonymize_access(policy, ctx, RECORD, ENRICH)
+    assert row["visitor_id"] == daily_visitor_id(
+        b"s" * 32, "acme", RECORD.ip.packed, RECORD.user_agent
+    )
+    other_day = anonymize_access(
+        policy, replace(ctx, visitor_salts={day: b"t" * 32}), RECORD, ENRICH
+    )
+    assert other_day["visitor_id"] not in ("", row["visitor_id"])  # a new salt: unlinkable
+    other_tenant = anonymize_access(policy, replace(ctx, tenant_id="globex"), RECORD, ENRICH)
+    assert other_tenant["visitor_id"] != row["visitor_id"]
+    salt_gone = anonymize_access(policy, replace(ctx, visitor_salts={}), RECORD, ENRICH)
+    assert salt_gone["visitor_id"] == ""
+    assert anonymize_access(POLICY, ctx, RECORD, ENRICH)["visitor_id"] == ""  # policy says none

@@ -1,0 +1,541 @@
+"""What happens to every input field of every record kind: ONE declarative table.
+
+This is the single source of truth the privacy team reads: for each (kind, input field) the
+output column(s), the operator, the policy key that governs it (or "fixed rule") and why what is
+stored is not personal data (or is pseudonymous under a key that can be destroyed). `explain`,
+`anonymizer diff` and the generated `docs/privacy.md` are all read from it, and the doc generator
+refuses to run when a column of the SQL schema has no rule here, or a rule names a column the
+schema does not have.
+
+The table describes `anonymize.py`; it does not drive it. Tests check the two agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+from anonymizer.policy import IDENTIFIER_FIELDS, Policy
+
+KindName = Literal["access_log", "device", "event", "mail_scan"]
+Operator = Literal["kept", "truncated", "generalized", "pseudonymized", "redacted", "dropped"]
+OPERATORS: tuple[Operator, ...] = (
+    "kept",
+    "truncated",
+    "generalized",
+    "pseudonymized",
+    "redacted",
+    "dropped",
+)
+FIXED_RULE = "fixed rule"
+
+
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    """A record kind: where it is posted and the table its rows go to."""
+
+    name: KindName
+    table: str
+    route: str
+    required: tuple[str, ...]
+
+
+KINDS: Mapping[KindName, KindInfo] = MappingProxyType(
+    {
+        "access_log": KindInfo("access_log", "access_log", "/v1/logs", ("ip",)),
+        "device": KindInfo("device", "device_info", "/v1/devices", ("device_id",)),
+        "event": KindInfo("event", "usage_events", "/v1/events", ("event",)),
+        "mail_scan": KindInfo("mail_scan", "mail_scans", "/v1/mail-scans", ("imb",)),
+    }
+)
+KIND_NAMES: tuple[KindName, ...] = tuple(KINDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """Under this policy setting the rule does something else (e.g. geo `none`: dropped)."""
+
+    key: str
+    value: str  # the setting's value as `policy_settings` renders it (TOML syntax)
+    operator: Operator
+    how: str
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRule:
+    """What one input field (or one part of it) becomes in the kind's table."""
+
+    kind: KindName
+    field: str
+    columns: tuple[str, ...]  # empty: nothing of this part is stored
+    operator: Operator  # what the rule does when it is in force
+    policy_keys: tuple[str, ...]  # empty: a fixed rule no policy setting changes
+    how: str
+    why: str  # why the stored value is not personal data, or is pseudonymous with a shreddable key
+    part: str = ""  # which part of the field, when one field feeds several rules
+    personal: bool = False  # the raw value may identify a person: never shown in full
+    identifier: str = ""  # the `identifiers.fields` entry that switches the pseudonym on
+    overrides: tuple[Override, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """`ip`, or `ip (geo)` for one part of a field."""
+        return f"{self.field} ({self.part})" if self.part else self.field
+
+    @property
+    def rule(self) -> str:
+        """The policy keys that govern this rule, or "fixed rule"."""
+        return ", ".join(self.policy_keys) if self.policy_keys else FIXED_RULE
+
+
+@dataclass(frozen=True, slots=True)
+class StampRule:
+    """A column that no input field feeds: stamped on every row of every table."""
+
+    column: str
+    source: str
+    policy_keys: tuple[str, ...]
+    how: str
+    why: str
+
+    @property
+    def rule(self) -> str:
+        return ", ".join(self.policy_keys) if self.policy_keys else FIXED_RULE
+
+
+# --- building blocks shared by several kinds ------------------------------------------------
+
+_UA_ACCESS_COLUMNS = (
+    "browser_family", "browser_major", "os_family", "os_version", "device_family",
+    "device_brand", "device_model", "is_mobile", "is_tablet", "is_pc", "is_bot",
+)  # fmt: skip
+_PSEUDONYM_KEYS = ("identifiers.fields", "identifiers.rotation")
+_CONSENT_KEYS = (
+    "consent.analytics_without_consent",
+    "consent.honour_gpc",
+    "consent.honour_dnt",
+)
+_PSEUDONYM_HOW = "keyed BLAKE2b-128 (hex) of the field name and value under the tenant's key for "
+_PSEUDONYM_HOW += "the key epoch"
+_GEO_NONE = Override("geo.granularity", '"none"', "dropped", "no location is stored")
+_REDACT_NONE = Override("url.redact", "[]", "kept", "url.redact is empty: every segment is kept")
+_QUERY_NONE = Override(
+    "url.keep_query_params", "[]", "dropped", "the allowlist is empty: every parameter is dropped"
+)
+
+
+def _time(kind: KindName) -> FieldRule:
+    return FieldRule(
+        kind, "time", ("time",), "kept", (),
+        "stored as sent, to the millisecond (absent: the receive time)",
+        "A time says when something happened, not who did it.",
+    )  # fmt: skip
+
+
+def _ip(kind: KindName) -> tuple[FieldRule, ...]:
+    return (
+        FieldRule(
+            kind, "ip", ("ip_prefix",), "truncated", ("ip.ipv4_prefix", "ip.ipv6_prefix"),
+            "cut to its network prefix (IPv4-mapped IPv6 is cut as IPv4); the full address is "
+            "never stored",
+            "A network prefix is shared by the addresses of many subscribers, so it no longer "
+            "singles out one connection.",
+            personal=True,
+        ),
+        FieldRule(
+            kind, "ip", ("ip_version",), "generalized", (),
+            "reduced to its address family, 4 or 6",
+            "Whether an address is IPv4 or IPv6 is shared by billions of addresses.",
+            part="family", personal=True,
+        ),
+        FieldRule(
+            kind, "ip", ("geo_country", "geo_region", "geo_city"), "generalized",
+            ("geo.granularity",),
+            "looked up in GeoIP on the full address in memory, then kept only down to the "
+            "configured level (finer levels stored empty)",
+            "A country, region or city is shared by many people; the address it came from is "
+            "not stored.",
+            part="geo", personal=True, overrides=(_GEO_NONE,),
+        ),
+    )  # fmt: skip
+
+
+def _pseudonym(kind: KindName, field: str, column: str, consent: bool = False) -> FieldRule:
+    how = _PSEUDONYM_HOW
+    keys: tuple[str, ...] = _PSEUDONYM_KEYS
+    if consent:
+        how += "; left empty when the event lacks analytics consent (or has GPC / DNT honoured)"
+        keys = keys + _CONSENT_KEYS
+    return FieldRule(
+        kind, field, (column,), "pseudonymized", keys, how,
+        "Pseudonymous: the token cannot be reversed or tested against a guess without the "
+        "tenant's key, which never leaves the data dir, and shredding the epoch's key makes it "
+        "unlinkable forever.",
+        personal=True, identifier=field,
+    )  # fmt: skip
+
+
+def _kept(kind: KindName, field: str, how: str, why: str, column: str = "") -> FieldRule:
+    return FieldRule(kind, field, (column or field,), "kept", (), how, why)
+
+
+# --- the table ------------------------------------------------------------------------------
+
+RULES: tuple[FieldRule, ...] = (
+    # access_log: POST /v1/logs -> access_log
+    _time("access_log"),
+    *_ip("access_log"),
+    _kept(
+        "access_log", "method", "upper-cased",
+        "An HTTP method is one of a handful of protocol words.",
+    ),
+    FieldRule(
+        "access_log", "host", ("host",), "redacted", (),
+        "lower-cased without the port; a host that is an IP literal becomes {ip}",
+        "The requested site belongs to the tenant, not to the visitor.",
+    ),
+    FieldRule(
+        "access_log", "path", ("path",), "redacted", ("url.redact",),
+        "segments that look like an email, UUID, token or a run of digits become {email}, "
+        "{uuid}, {token}, {id}",
+        "What is left is the page's route, which every visitor of that page shares.",
+        personal=True, overrides=(_REDACT_NONE,),
+    ),
+    FieldRule(
+        "access_log", "path", ("query",), "dropped", ("url.keep_query_params", "url.redact"),
+        "parameters not on the allowlist are dropped; the values of kept ones are redacted like "
+        "path segments",
+        "Only allow-listed parameters such as campaign tags survive; search terms, tokens and "
+        "ids in the query are never stored.",
+        part="query", personal=True, overrides=(_QUERY_NONE,),
+    ),
+    FieldRule(
+        "access_log", "path", (), "dropped", (),
+        "the `#fragment` is dropped",
+        "Nothing of the fragment is stored.",
+        part="fragment", personal=True,
+    ),
+    _kept(
+        "access_log", "status", "stored as sent",
+        "An HTTP status code describes the response, not the person.",
+    ),
+    _kept(
+        "access_log", "bytes", "stored as sent",
+        "The size of a response describes the page, not the person.",
+    ),
+    _kept(
+        "access_log", "duration_ms", "stored as sent",
+        "How long the server took describes the server, not the person.",
+    ),
+    FieldRule(
+        "access_log", "referrer", ("referrer_host",), "truncated", (),
+        "cut to its host (lower-cased, no port, no userinfo); an IP literal becomes {ip}",
+        "A referring site is shared by all its visitors; its path and query, which can carry "
+        "anything, are dropped.",
+        personal=True,
+    ),
+    FieldRule(
+        "access_log", "user_agent", _UA_ACCESS_COLUMNS, "generalized", (),
+        "parsed into browser, OS and device families; the raw string is never stored",
+        "Browser, OS and device families are shared by many people, unlike the full string "
+        "(a fingerprinting aid).",
+        personal=True,
+    ),
+    _pseudonym("access_log", "user_id", "user_pseudonym"),
+    _pseudonym("access_log", "session_id", "session_pseudonym"),
+    _kept(
+        "access_log", "service", "stored as sent",
+        "The tenant's own service name says nothing about the visitor.",
+    ),
+    # device: POST /v1/devices -> device_info
+    _time("device"),
+    _pseudonym("device", "device_id", "device_pseudonym"),
+    _pseudonym("device", "user_id", "user_pseudonym"),
+    _kept(
+        "device", "manufacturer", "stored as sent",
+        "A manufacturer is shared by millions of devices.",
+    ),
+    _kept(
+        "device", "model", "stored as sent",
+        "A device model is shared by many devices.",
+    ),
+    _kept(
+        "device", "os", "stored as sent",
+        "An operating system is shared by many devices.",
+    ),
+    _kept(
+        "device", "os_version", "stored as sent",
+        "An OS version is shared by many devices.",
+    ),
+    _kept(
+        "device", "app_version", "stored as sent",
+        "A release of the tenant's app is shared by all who installed it.",
+    ),
+    _kept(
+        "device", "screen", "stored as sent",
+        "A screen size is shared by every device of a model.",
+    ),
+    _kept(
+        "device", "locale", "stored as sent",
+        "A language and region setting is shared by many people.",
+    ),
+    *_ip("device"),
+    FieldRule(
+        "device", "user_agent", ("browser_family", "browser_major", "is_bot"), "generalized", (),
+        "parsed into browser family, major version and a bot flag; the raw string is never "
+        "stored (no user agent: empty)",
+        "A browser family and major version are shared by many people, unlike the full string.",
+        personal=True,
+    ),
+    # event: POST /v1/events -> usage_events
+    _time("event"),
+    _kept(
+        "event", "event", "stored as sent",
+        "An event name is defined by the tenant's product, not by the person.",
+    ),
+    _kept(
+        "event", "feature", "stored as sent",
+        "A feature name is defined by the tenant's product, not by the person.",
+    ),
+    _kept(
+        "event", "action", "stored as sent",
+        "An action name is defined by the tenant's product, not by the person.",
+    ),
+    _pseudonym("event", "user_id", "user_pseudonym", consent=True),
+    _pseudonym("event", "session_id", "session_pseudonym", consent=True),
+    FieldRule(
+        "event", "url", ("url_host",), "redacted", (),
+        "the host only, lower-cased without port; userinfo (user:password@) is dropped and an "
+        "IP literal becomes {ip}",
+        "The site belongs to the tenant, not to the visitor.",
+        part="host", personal=True,
+    ),
+    FieldRule(
+        "event", "url", ("url_path",), "redacted", ("url.redact",),
+        "segments that look like an email, UUID, token or a run of digits become {email}, "
+        "{uuid}, {token}, {id}",
+        "What is left is the page's route, which every visitor of that page shares.",
+        part="path", personal=True, overrides=(_REDACT_NONE,),
+    ),
+    FieldRule(
+        "event", "url", ("url_query",), "dropped", ("url.keep_query_params", "url.redact"),
+        "parameters not on the allowlist are dropped; the values of kept ones are redacted like "
+        "path segments",
+        "Only allow-listed parameters such as campaign tags survive; search terms, tokens and "
+        "ids in the query are never stored.",
+        part="query", personal=True, overrides=(_QUERY_NONE,),
+    ),
+    FieldRule(
+        "event", "url", (), "dropped", (),
+        "the `#fragment` is dropped",
+        "Nothing of the fragment is stored.",
+        part="fragment", personal=True,
+    ),
+    FieldRule(
+        "event", "properties", ("properties",), "redacted", (),
+        "keys kept; values that look like an email, phone number, IP address or a run of 6+ "
+        "digits become {email}, {phone}, {ip}, {id}",
+        "Values of the shapes personal data takes are replaced; other free text is kept, so "
+        "senders must not put names or addresses in property values.",
+        personal=True,
+    ),
+    FieldRule(
+        "event", "consent", ("identifiers_stripped", "consent_reason"), "generalized",
+        ("consent.analytics_without_consent",),
+        "reduced to the outcome: identifiers kept, stripped (reason no_consent) or the event "
+        "dropped",
+        "Only whether identifiers were stripped, and why, is stored.",
+    ),
+    FieldRule(
+        "event", "gpc", ("identifiers_stripped", "consent_reason"), "generalized",
+        ("consent.honour_gpc", "consent.analytics_without_consent"),
+        "reduced to the outcome: when honoured, identifiers stripped (reason gpc) or the event "
+        "dropped",
+        "Only whether identifiers were stripped, and why, is stored.",
+    ),
+    FieldRule(
+        "event", "dnt", ("identifiers_stripped", "consent_reason"), "generalized",
+        ("consent.honour_dnt", "consent.analytics_without_consent"),
+        "reduced to the outcome: when honoured, identifiers stripped (reason dnt) or the event "
+        "dropped",
+        "Only whether identifiers were stripped, and why, is stored.",
+    ),
+    # mail_scan: POST /v1/mail-scans -> mail_scans
+    _time("mail_scan"),
+    FieldRule(
+        "mail_scan", "imb", ("barcode_id",), "kept", (),
+        "the 2-digit barcode id, as decoded",
+        "The barcode id is a presort code shared by the pieces of a mailing.",
+        part="barcode id", personal=True,
+    ),
+    FieldRule(
+        "mail_scan", "imb", ("service_type",), "kept", (),
+        "the 3-digit service type, as decoded",
+        "The service type names the mail class and services, shared by a whole mailing.",
+        part="service type", personal=True,
+    ),
+    FieldRule(
+        "mail_scan", "imb", ("mailer_id",), "kept", (),
+        "the 6- or 9-digit mailer id, as decoded",
+        "The mailer id names the business that sent the mail, not its recipient.",
+        part="mailer id", personal=True,
+    ),
+    FieldRule(
+        "mail_scan", "imb", ("serial_pseudonym",), "pseudonymized", _PSEUDONYM_KEYS,
+        _PSEUDONYM_HOW + " (of mailer id + serial)",
+        "Pseudonymous: the serial identifies one mail piece and so its recipient; the token "
+        "cannot be reversed without the tenant's key, and shredding the epoch's key makes it "
+        "unlinkable forever.",
+        part="serial", personal=True, identifier="imb.serial",
+    ),
+    FieldRule(
+        "mail_scan", "imb", ("routing_zip",), "truncated", ("mail.routing_zip",),
+        "the routing code cut to its ZIP5 or ZIP3; ZIP+4 and the delivery point are dropped",
+        "A ZIP5 or ZIP3 holds thousands of households; the ZIP+4 and delivery point, which name "
+        "a household, are never stored.",
+        part="routing code", personal=True,
+        overrides=(
+            Override("mail.routing_zip", '"none"', "dropped", "no part of the routing code "
+                     "is stored"),
+        ),
+    ),
+    _kept(
+        "mail_scan", "event", "stored as sent",
+        "A scan event (processed, delivered, ...) is a step of the postal process.",
+    ),
+    FieldRule(
+        "mail_scan", "facility_zip", ("facility_zip",), "truncated", (),
+        "a ZIP+4 is cut to its ZIP5",
+        "The ZIP5 of a postal facility locates a building of the postal service, not a "
+        "household.",
+    ),
+    _kept(
+        "mail_scan", "operation_code", "stored as sent",
+        "A USPS operation code names a sorting step.",
+    ),
+    _kept(
+        "mail_scan", "mail_class", "stored as sent",
+        "A mail class is shared by a whole mailing.",
+    ),
+    _kept(
+        "mail_scan", "delivery_status", "stored as sent",
+        "A delivery status is a step of the postal process.",
+    ),
+)  # fmt: skip
+
+STAMPED: tuple[StampRule, ...] = (
+    StampRule(
+        "tenant_id", "the API key of the request (never the body)", (),
+        "the tenant the key belongs to",
+        "The tenant is the organisation that sent the data, not a person.",
+    ),
+    StampRule(
+        "policy_version", "the policy in force", ("version",),
+        "the policy's `version`",
+        "It names the rules a row was made under, so every row can be audited.",
+    ),
+    StampRule(
+        "key_epoch", "the receive time and the policy", ("identifiers.rotation",),
+        "the epoch of the pseudonym key in force: `0`, `2026-11` or `2026-11-25`",
+        "It names which key made the row's pseudonyms, never the key itself; shredding that "
+        "key unlinks them.",
+    ),
+    StampRule(
+        "retention_days", "the tenant's plan", ("retention.days", "retention.plans"),
+        "days the row is kept, from the tenant's plan (no plan: `retention.days`); drives the "
+        "table's TTL",
+        "A number of days says nothing about a person.",
+    ),
+)  # fmt: skip
+
+# Every policy key, in the order of the policy file.
+POLICY_KEYS: tuple[str, ...] = (
+    "version",
+    "ip.ipv4_prefix",
+    "ip.ipv6_prefix",
+    "geo.granularity",
+    "identifiers.fields",
+    "identifiers.rotation",
+    "url.keep_query_params",
+    "url.redact",
+    "mail.routing_zip",
+    "consent.analytics_without_consent",
+    "consent.honour_gpc",
+    "consent.honour_dnt",
+    "retention.days",
+    "retention.plans",
+)
+
+
+def rules_for(kind: KindName) -> tuple[FieldRule, ...]:
+    return tuple(r for r in RULES if r.kind == kind)
+
+
+def input_fields(kind: KindName) -> tuple[str, ...]:
+    """The fields a record of `kind` may carry, in table order (any other field is rejected)."""
+    return tuple(dict.fromkeys(r.field for r in rules_for(kind)))
+
+
+def rules_governed_by(key: str) -> tuple[FieldRule | StampRule, ...]:
+    """The rules a policy key changes."""
+    every: tuple[FieldRule | StampRule, ...] = (*RULES, *STAMPED)
+    return tuple(r for r in every if key in r.policy_keys)
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    return str(value)
+
+
+def _redact_rules(policy: Policy) -> list[str]:
+    url = policy.url
+    rules = [name for name, on in (("email", url.redact_email), ("token", url.redact_token),
+                                   ("uuid", url.redact_uuid)) if on]  # fmt: skip
+    if url.digits_run is not None:
+        n = url.digits_run.pattern.removeprefix(r"\d{").removesuffix(",}")
+        rules.append(f"digits>={n}")
+    return rules
+
+
+def policy_settings(policy: Policy) -> dict[str, str]:
+    """Every setting of `policy` as TOML text, keyed by `POLICY_KEYS` (lists in a fixed order)."""
+    return {
+        "version": _toml(policy.version),
+        "ip.ipv4_prefix": _toml(policy.ip.ipv4_prefix),
+        "ip.ipv6_prefix": _toml(policy.ip.ipv6_prefix),
+        "geo.granularity": _toml(policy.geo.granularity),
+        "identifiers.fields": _toml(
+            [f for f in IDENTIFIER_FIELDS if f in policy.identifiers.fields]
+        ),
+        "identifiers.rotation": _toml(policy.identifiers.rotation),
+        "url.keep_query_params": _toml(sorted(policy.url.keep_query_params)),
+        "url.redact": _toml(_redact_rules(policy)),
+        "mail.routing_zip": _toml(policy.mail.routing_zip),
+        "consent.analytics_without_consent": _toml(policy.consent.analytics_without_consent),
+        "consent.honour_gpc": _toml(policy.consent.honour_gpc),
+        "consent.honour_dnt": _toml(policy.consent.honour_dnt),
+        "retention.days": _toml(policy.retention.days),
+        "retention.plans": _toml(dict(policy.retention.plans)),
+    }
+
+
+def applied(rule: FieldRule, policy: Policy) -> tuple[Operator, str]:
+    """(operator, what it does) for `rule` under `policy`, before any record is seen."""
+    if rule.identifier and rule.identifier not in policy.identifiers.fields:
+        return "dropped", f"{rule.identifier} is not in identifiers.fields: the column stays empty"
+    settings = policy_settings(policy)
+    for o in rule.overrides:
+        if settings[o.key] == o.value:
+            return o.operator, o.how
+    return rule.operator, rule.how

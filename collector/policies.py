@@ -1,0 +1,141 @@
+"""The policies in force: the default file plus one override file per tenant
+(`<tenant_dir>/<tenant>.toml`, naming only what differs).
+
+Loading is all or nothing: every file is parsed and validated first, and only then are the new
+policies swapped in, so a bad file (on SIGHUP or through `PUT /v1/policy`) is refused with its
+key and line, and the policies in force stay. Each change that took effect is returned so the
+caller can write it to `policy_audit`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from anonymizer import Policy, PolicyError, parse_policy
+from anonymizer.policy import diff_settings
+
+DEFAULT_TEXT = "version = 1\n"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyChange:
+    """One tenant's effective policy changed: what the audit table records."""
+
+    tenant_id: str
+    old_version: int
+    new_version: int
+    diff: str  # one `key: old -> new` line per changed setting
+
+
+class PolicyRefused(Exception):
+    """A policy file or body that cannot be put in force; names the file, key and line."""
+
+    def __init__(self, where: str, error: PolicyError | str) -> None:
+        self.where = where
+        self.error = error
+        super().__init__(f"{where}: {error}")
+
+
+def describe(old: Policy, new: Policy) -> str:
+    return "\n".join(f"{key}: {a!r} -> {b!r}" for key, a, b in diff_settings(old, new))
+
+
+class PolicyStore:
+    def __init__(self, default_file: Path | None, tenant_dir: Path, tenant_ids: list[str]) -> None:
+        self.default_file = default_file
+        self.tenant_dir = tenant_dir
+        self.tenant_ids = tenant_ids
+        self.default_text = DEFAULT_TEXT
+        self.overrides: dict[str, str] = {}
+        self._policies: dict[str, Policy] = {}
+        self._default = parse_policy(DEFAULT_TEXT)
+        self.reload()
+
+    def for_tenant(self, tenant_id: str) -> Policy:
+        return self._policies.get(tenant_id, self._default)
+
+    def _read(self) -> tuple[str, dict[str, str]]:
+        default_text = DEFAULT_TEXT
+        if self.default_file is not None:
+            try:
+                default_text = self.default_file.read_text()
+            except OSError as e:
+                raise PolicyRefused(str(self.default_file), f"cannot read: {e.strerror}") from e
+        overrides = {}
+        for tenant in self.tenant_ids:
+            path = self.tenant_dir / f"{tenant}.toml"
+            if path.exists():
+                overrides[tenant] = path.read_text()
+        return default_text, overrides
+
+    def _build(
+        self, default_text: str, overrides: dict[str, str]
+    ) -> tuple[Policy, dict[str, Policy]]:
+        try:
+            default = parse_policy(default_text)
+        except PolicyError as e:
+            raise PolicyRefused(str(self.default_file or "<default>"), e) from e
+        policies = {}
+        for tenant in self.tenant_ids:
+            if tenant in overrides:
+                try:
+                    policies[tenant] = parse_policy(overrides[tenant], base=default_text)
+                except PolicyError as e:
+                    raise PolicyRefused(str(self.tenant_dir / f"{tenant}.toml"), e) from e
+            else:
+                policies[tenant] = default
+        return default, policies
+
+    def _swap(
+        self, default_text: str, overrides: dict[str, str], default: Policy, new: dict[str, Policy]
+    ) -> list[PolicyChange]:
+        changes = []
+        for tenant, policy in new.items():
+            old = self._policies.get(tenant)
+            if old is None or old != policy:
+                changes.append(
+                    PolicyChange(
+                        tenant, old.version if old else 0, policy.version,
+                        describe(old, policy) if old else "initial load",
+                    )
+                )  # fmt: skip
+        self.default_text, self.overrides = default_text, overrides
+        self._default, self._policies = default, new
+        return changes
+
+    def reload(self) -> list[PolicyChange]:
+        """Re-read every file; all valid or nothing changes (raises `PolicyRefused`)."""
+        default_text, overrides = self._read()
+        default, policies = self._build(default_text, overrides)
+        return self._swap(default_text, overrides, default, policies)
+
+    def put_override(self, tenant_id: str, text: str) -> PolicyChange:
+        """Validate a tenant's new override, write it (atomically) and put it in force.
+
+        The new effective version must be higher than the one in force, so every version number
+        in the audit trail names exactly one policy.
+        """
+        current = self.for_tenant(tenant_id)
+        try:
+            new = parse_policy(text, base=self.default_text)
+        except PolicyError as e:
+            raise PolicyRefused("request body", e) from e
+        if new.version <= current.version:
+            raise PolicyRefused(
+                "request body",
+                f"version must be higher than the version in force ({current.version})",
+            )
+        self.tenant_dir.mkdir(parents=True, exist_ok=True)
+        path = self.tenant_dir / f"{tenant_id}.toml"
+        tmp = path.with_suffix(".toml.tmp")
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        overrides = {**self.overrides, tenant_id: text}
+        policies = {**self._policies, tenant_id: new}
+        changes = self._swap(self.default_text, overrides, self._default, policies)
+        return changes[0] if changes else PolicyChange(tenant_id, current.version, new.version, "")

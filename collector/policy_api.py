@@ -1,0 +1,113 @@
+"""The privacy team's API: the effective policy, changing it, and the audit trail.
+
+`GET /v1/policy` (analyst, privacy), `PUT /v1/policy` (privacy; body: the tenant's override as
+TOML), `GET /v1/policy/audit` (privacy). Every change, by API or file reload, is written to
+`policy_audit` with who made it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import orjson
+from aiohttp import web
+
+from anonymizer.policy import policy_settings
+from collector.appkeys import DB, PIPELINE, TENANT
+from collector.errors import BadRequest, UnprocessableEntity
+from collector.policies import PolicyChange, PolicyRefused
+
+log = logging.getLogger(__name__)
+MAX_POLICY_BYTES = 64 * 1024
+
+
+async def write_audit(
+    app: web.Application, changes: list[PolicyChange], actor: str, source: str
+) -> None:
+    if not changes:
+        return
+    now = time.time()
+    rows = b"\n".join(
+        orjson.dumps(
+            {
+                "time": now,
+                "tenant_id": c.tenant_id,
+                "actor": actor,
+                "source": source,
+                "old_version": c.old_version,
+                "new_version": c.new_version,
+                "diff": c.diff,
+            }
+        )
+        for c in changes
+    )
+    await app[DB].insert("policy_audit", rows, uuid.uuid4().hex)
+    for c in changes:
+        log.info(
+            "policy of tenant %s: version %d -> %d (%s by %s)",
+            c.tenant_id,
+            c.old_version,
+            c.new_version,
+            source,
+            actor,
+        )
+
+
+async def reload_policies(app: web.Application, actor: str = "file") -> list[PolicyChange]:
+    """SIGHUP: re-read the policy files; a bad file is refused and the policies in force stay."""
+    try:
+        changes = app[PIPELINE].policies.reload()
+    except PolicyRefused as e:
+        log.error("policy reload refused, the policies in force stay: %s", e)
+        return []
+    await write_audit(app, changes, actor, "file")
+    return changes
+
+
+async def get_policy(request: web.Request) -> web.Response:
+    tenant = request[TENANT]
+    store = request.app[PIPELINE].policies
+    return web.json_response(
+        {
+            "tenant_id": tenant.id,
+            "version": store.for_tenant(tenant.id).version,
+            "settings": policy_settings(store.for_tenant(tenant.id)),
+            "default_policy": store.default_text,
+            "tenant_override": store.overrides.get(tenant.id),
+        }
+    )
+
+
+async def put_policy(request: web.Request) -> web.Response:
+    tenant = request[TENANT]
+    body = await request.content.read(MAX_POLICY_BYTES + 1)
+    if len(body) > MAX_POLICY_BYTES:
+        raise BadRequest(f"a policy is at most {MAX_POLICY_BYTES} bytes")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("policy must be UTF-8 TOML") from None
+    try:
+        change = request.app[PIPELINE].policies.put_override(tenant.id, text)
+    except PolicyRefused as e:
+        raise UnprocessableEntity(f"policy refused, the policy in force stays: {e.error}") from None
+    await write_audit(request.app, [change], tenant.key_id, "api")
+    return web.json_response(
+        {
+            "tenant_id": tenant.id,
+            "old_version": change.old_version,
+            "new_version": change.new_version,
+            "diff": change.diff.splitlines(),
+        }
+    )
+
+
+async def get_audit(request: web.Request) -> web.Response:
+    rows = await request.app[DB].query(
+        "SELECT toString(time) AS time, actor, source, old_version, new_version, diff "
+        "FROM policy_audit WHERE tenant_id = {t:String} ORDER BY time DESC LIMIT 1000",
+        {"t": request[TENANT].id},
+    )
+    return web.json_response({"tenant_id": request[TENANT].id, "entries": rows})
