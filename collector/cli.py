@@ -108,6 +108,60 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scan_pii(args: argparse.Namespace) -> int:
+    """Exit 1 when anything personal is found: usable as a gate in CI or a cron job."""
+    from collector.scan_pii import render, scan
+
+    samples = Path(args.sample).read_text().splitlines() if args.sample else []
+    sink = _open_sink(args.config)
+    try:
+        sink.migrate()
+        findings, scanned = scan(sink, samples)
+    finally:
+        sink.close()
+    print(render(findings, scanned))
+    return 1 if findings else 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    """rotate: a new key generation for the tenants now; shred: destroy keys made before a date
+    (except the ones in force); list: the key files (names and dates, never the keys)."""
+    from datetime import UTC, datetime
+
+    from collector.keys import KeyStore
+    from collector.policies import PolicyStore
+
+    config = load_config(Path(args.config))
+    tenants = [t.id for t in config.tenants if not args.tenant or t.id == args.tenant]
+    if args.tenant and not tenants:
+        raise CollectorError(f"no tenant {args.tenant!r} in the config")
+    keys = KeyStore(config.storage.keys_path)
+    now = datetime.now(UTC)
+    policies = PolicyStore(config.policy_file, config.tenant_policy_dir, tenants)
+    for t in tenants:
+        period = policies.for_tenant(t).identifiers.epoch(now)
+        current = keys.current_epoch(t, period)
+        if args.action == "rotate":
+            gen = keys.rotate(t)
+            print(f"{t}: new key generation {gen}; epoch in force: {keys.current_epoch(t, period)}")
+        elif args.action == "shred":
+            if not args.before:
+                raise CollectorError("keys shred needs --before YYYY-MM-DD")
+            before = datetime.strptime(args.before, "%Y-%m-%d").replace(tzinfo=UTC)
+            gone = keys.shred(t, before, current)
+            print(
+                f"{t}: shredded {len(gone)} keys"
+                + (": " + ", ".join(k.epoch for k in gone) if gone else "")
+            )
+        else:
+            for k in keys.key_files(t):
+                made = datetime.fromtimestamp(k.created, UTC).strftime("%Y-%m-%d %H:%M")
+                print(
+                    f"{t}\t{k.epoch}\tcreated {made}" + ("\tin force" if k.epoch == current else "")
+                )
+    return 0
+
+
 def _new_key(args: argparse.Namespace) -> int:
     key = new_api_key()
     print(f"api key (give to the client, store nowhere): {key}")
@@ -135,6 +189,22 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--config", required=True)
     i.add_argument("--example", default="collector.example.toml")
     i.set_defaults(func=_init)
+    s = sub.add_parser(
+        "scan-pii", help="scan every stored string for personal data; exit 1 on a finding"
+    )
+    s.add_argument("--config", required=True)
+    s.add_argument(
+        "--sample", help="a file of raw identifier values (one a line) that must not be stored"
+    )
+    s.set_defaults(func=_scan_pii)
+    ks = sub.add_parser("keys", help="pseudonym keys: rotate, shred --before DATE, list")
+    ks.add_argument("action", choices=["rotate", "shred", "list"])
+    ks.add_argument("--config", required=True)
+    ks.add_argument("--tenant")
+    ks.add_argument(
+        "--before", help="shred: YYYY-MM-DD (UTC); keys created before it are destroyed"
+    )
+    ks.set_defaults(func=_keys)
     k = sub.add_parser("new-key", help="print a new API key and its config line")
     k.set_defaults(func=_new_key)
     args = p.parse_args(argv)

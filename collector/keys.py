@@ -2,22 +2,59 @@
 
 Keys never enter ClickHouse. Files are created 0600 in 0700 folders, written to a temp file and
 linked into place, so two processes racing to create an epoch's key end up using the same one.
+
+An epoch is the policy's rotation period (`0`, `2026-11`, `2026-11-25`); `collector keys rotate`
+starts a new generation inside it (`2026-11.g1`) at once. `collector keys shred` deletes old keys:
+the pseudonyms made with them can never be linked to anyone again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from anonymizer.pseudonym import KEY_BYTES, PseudonymKey
 from collector.errors import CollectorError
+
+GENERATION_FILE = "generation"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFile:
+    tenant_id: str
+    epoch: str
+    path: Path
+    created: float
 
 
 class KeyStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._cache: dict[tuple[str, str], PseudonymKey] = {}
+        self._generations: dict[str, tuple[float, int]] = {}
+
+    def generation(self, tenant_id: str) -> int:
+        """The tenant's rotation generation; re-read when the file changes (a rotate by the CLI
+        takes effect in a running service at its next request)."""
+        path = self.root / tenant_id / GENERATION_FILE
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            return 0
+        cached = self._generations.get(tenant_id)
+        if cached and cached[0] == mtime:
+            return cached[1]
+        gen = int(path.read_text().strip() or 0)
+        self._generations[tenant_id] = (mtime, gen)
+        return gen
+
+    def current_epoch(self, tenant_id: str, period: str) -> str:
+        gen = self.generation(tenant_id)
+        return f"{period}.g{gen}" if gen else period
 
     def get(self, tenant_id: str, epoch: str) -> PseudonymKey:
         """The key for (tenant, epoch), created on first use."""
@@ -51,9 +88,50 @@ class KeyStore:
             pass
         finally:
             tmp.unlink()
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_dir(path.parent)
         return path.read_bytes()
+
+    def rotate(self, tenant_id: str) -> int:
+        """Start a new key generation now; returns it. Old keys stay until shredded."""
+        folder = self.root / tenant_id
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        gen = self.generation(tenant_id) + 1
+        tmp = folder / f".{GENERATION_FILE}.tmp"
+        tmp.write_text(f"{gen}\n")
+        os.replace(tmp, folder / GENERATION_FILE)
+        _fsync_dir(folder)
+        return gen
+
+    def key_files(self, tenant_id: str) -> list[KeyFile]:
+        folder = self.root / tenant_id
+        if not folder.exists():
+            return []
+        return sorted(
+            (KeyFile(tenant_id, p.stem, p, p.stat().st_mtime) for p in folder.glob("*.key")),
+            key=lambda k: (k.created, k.epoch),
+        )
+
+    def shred(self, tenant_id: str, before: datetime, current_epoch: str) -> list[KeyFile]:
+        """Delete every key created before `before` except the one in force. The bytes are
+        overwritten before the file is removed, then the folder is synced."""
+        gone = []
+        for k in self.key_files(tenant_id):
+            if k.epoch == current_epoch or k.created >= before.timestamp():
+                continue
+            with open(k.path, "r+b") as f:
+                f.write(secrets.token_bytes(KEY_BYTES))
+                f.flush()
+                os.fsync(f.fileno())
+            k.path.unlink()
+            self._cache.pop((tenant_id, k.epoch), None)
+            gone.append(k)
+        if gone:
+            _fsync_dir(self.root / tenant_id)
+        return gone
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    with contextlib.suppress(OSError):
+        os.fsync(fd)
+    os.close(fd)

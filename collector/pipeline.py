@@ -68,6 +68,11 @@ class Pipeline:
         self.salts = salts
         self.enricher = enricher
 
+    def epoch(self, tenant_id: str, now: datetime) -> str:
+        """The key epoch in force for a tenant: its policy's rotation period and generation."""
+        period = self.policies.for_tenant(tenant_id).identifiers.epoch(now)
+        return self.keys.current_epoch(tenant_id, period)
+
     def process(
         self, tenant: Tenant, items: Sequence[tuple[Kind, Item]], now: datetime | None = None
     ) -> Outcome:
@@ -77,7 +82,7 @@ class Pipeline:
         now_ms = int(now.timestamp() * 1000)
         salts = self.salts.salts(now_ms) if policy.identifiers.visitor_id == "daily" else {}
         ctx = TenantContext(
-            tenant.id, tenant.plan, self.keys.get(tenant.id, policy.identifiers.epoch(now)), salts
+            tenant.id, tenant.plan, self.keys.get(tenant.id, self.epoch(tenant.id, now)), salts
         )
         window = TimeWindow.around(
             int(now.timestamp() * 1000), policy.retention.days_for(tenant.plan)
