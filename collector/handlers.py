@@ -43,7 +43,10 @@ async def store(request: web.Request, outcome: Outcome) -> None:
     metrics = request.app[METRICS]
     metrics.received.update(outcome.received)
     metrics.rejected.update(outcome.rejected)
-    metrics.consent.update(outcome.consent)
+    tenant = request[TENANT].id
+    for (kind, reason), n in outcome.consent.items():
+        metrics.consent[(tenant, kind, reason)] += n
+    metrics.dropped_fields.update(outcome.dropped_fields)
     await request.app[BATCHERS].submit(outcome.rows)
     metrics.accepted.update(outcome.accepted)
 

@@ -10,12 +10,12 @@ from typing import Any
 from anonymizer import Enrichment, Policy, TenantContext, anonymize_access
 from anonymizer.anonymize import anonymize_device, anonymize_event, anonymize_mail_scan
 from anonymizer.types import AccessRecord, DeviceRecord, EventRecord, MailScanRecord
-from collector.devices import validate_device
+from collector.devices import DEVICE_FIELDS, validate_device
 from collector.enrich import Enricher
 from collector.errors import RecordError
-from collector.events import validate_event
-from collector.mail_scans import validate_mail_scan
-from collector.records import TimeWindow, validate_access
+from collector.events import EVENT_FIELDS, validate_event
+from collector.mail_scans import MAIL_SCAN_FIELDS, validate_mail_scan
+from collector.records import ACCESS_FIELDS, TimeWindow, validate_access
 
 Row = dict[str, Any]
 # (row or None when policy drops the record, reason it was dropped or stripped or "")
@@ -29,6 +29,7 @@ class Kind:
     table: str
     validate: Callable[[Any, TimeWindow], Any]
     build_row: BuildRow
+    fields: frozenset[str]  # the input fields that have a rule; any other is rejected or dropped
     allow_text: bool = False  # combined-log text lines are access logs only
 
 
@@ -52,10 +53,14 @@ def _mail(policy: Policy, ctx: TenantContext, r: MailScanRecord, e: Enricher) ->
     return anonymize_mail_scan(policy, ctx, r), ""
 
 
-ACCESS_LOG = Kind("access_log", "/v1/logs", "access_log", validate_access, _access, True)
-DEVICE = Kind("device", "/v1/devices", "device_info", validate_device, _device)
-EVENT = Kind("event", "/v1/events", "usage_events", validate_event, _event)
-MAIL_SCAN = Kind("mail_scan", "/v1/mail-scans", "mail_scans", validate_mail_scan, _mail)
+ACCESS_LOG = Kind(
+    "access_log", "/v1/logs", "access_log", validate_access, _access, ACCESS_FIELDS, True
+)
+DEVICE = Kind("device", "/v1/devices", "device_info", validate_device, _device, DEVICE_FIELDS)
+EVENT = Kind("event", "/v1/events", "usage_events", validate_event, _event, EVENT_FIELDS)
+MAIL_SCAN = Kind(
+    "mail_scan", "/v1/mail-scans", "mail_scans", validate_mail_scan, _mail, MAIL_SCAN_FIELDS
+)
 KINDS: dict[str, Kind] = {k.name: k for k in (ACCESS_LOG, DEVICE, EVENT, MAIL_SCAN)}
 
 
@@ -65,4 +70,4 @@ def _unmapped(raw: Any, window: TimeWindow) -> Any:
 
 # Stands for OTLP log records that map onto no kind, so they are counted and reported like any
 # rejected record; nothing is ever validated or stored under it.
-OTLP_UNMAPPED = Kind("otlp_unmapped", "/otlp/v1/logs", "", _unmapped, _mail)
+OTLP_UNMAPPED = Kind("otlp_unmapped", "/otlp/v1/logs", "", _unmapped, _mail, frozenset())

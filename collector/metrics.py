@@ -10,7 +10,9 @@ class Metrics:
         self.received: Counter[str] = Counter()
         self.accepted: Counter[str] = Counter()
         self.rejected: Counter[tuple[str, str]] = Counter()
-        self.consent: Counter[tuple[str, str]] = Counter()  # (kind, reason): stripped or dropped
+        # (tenant, kind, reason): identifiers stripped or record dropped by consent rules
+        self.consent: Counter[tuple[str, str, str]] = Counter()
+        self.dropped_fields: Counter[str] = Counter()  # by kind: fields with no rule, dropped
 
     def render(self, gauges: dict[str, float]) -> str:
         lines = [
@@ -29,10 +31,15 @@ class Metrics:
                 f'collector_records_rejected_total{{kind="{k}",field="{f}"}} {v}'
                 for (k, f), v in self.rejected.items()
             ),
+            "# TYPE collector_fields_dropped_total counter",
+            *(
+                f'collector_fields_dropped_total{{kind="{k}"}} {v}'
+                for k, v in self.dropped_fields.items()
+            ),
             "# TYPE collector_records_consent_limited_total counter",
             *(
-                f'collector_records_consent_limited_total{{kind="{k}",reason="{r}"}} {v}'
-                for (k, r), v in self.consent.items()
+                f'collector_records_consent_limited_total{{tenant="{t}",kind="{k}",reason="{r}"}} {v}'
+                for (t, k, r), v in self.consent.items()
             ),
         ]
         for name, value in gauges.items():

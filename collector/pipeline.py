@@ -35,6 +35,7 @@ class Outcome:
     received: Counter[str] = field(default_factory=Counter)
     rejected: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, field)
     consent: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, reason)
+    dropped_fields: Counter[str] = field(default_factory=Counter)  # by kind: no rule, dropped
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -88,12 +89,18 @@ class Pipeline:
             int(now.timestamp() * 1000), policy.retention.days_for(tenant.plan)
         )
         enricher = self.enricher
+        drop_unknown = policy.unknown_fields == "drop"
         out = Outcome()
         for index, (kind, item) in enumerate(items):
             out.received[kind.name] += 1
             if isinstance(item, Failed):
                 out.reject(kind.name, index, item.error)
                 continue
+            if drop_unknown and isinstance(item, dict) and not kind.fields.issuperset(item):
+                # fail closed: a field without a rule is dropped (and counted), never stored
+                known = {k: v for k, v in item.items() if k in kind.fields}
+                out.dropped_fields[kind.name] += len(item) - len(known)
+                item = known
             try:
                 record = kind.validate(item, window)
             except RecordError as e:
