@@ -38,7 +38,8 @@ class Metrics:
             ),
             "# TYPE collector_records_consent_limited_total counter",
             *(
-                f'collector_records_consent_limited_total{{tenant="{t}",kind="{k}",reason="{r}"}} {v}'
+                "collector_records_consent_limited_total"
+                f'{{tenant="{t}",kind="{k}",reason="{r}"}} {v}'
                 for (t, k, r), v in self.consent.items()
             ),
         ]
