@@ -41,7 +41,7 @@ def _properties(raw: dict[str, Any]) -> tuple[tuple[str, str | int | float | boo
         raise RecordError("properties", f"more than {MAX_PROPERTIES} properties")
     out = []
     for key, value in props.items():
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise RecordError(
                 "properties", "keys must be names of letters, digits and _.:- (<= 64)"
             )

@@ -22,7 +22,7 @@ def validate_mail_scan(raw: Any, window: TimeWindow) -> MailScanRecord:
     except ImbError as e:
         raise RecordError("imb", str(e)) from None
     facility = string_field(raw, "facility_zip", 10).replace("-", "")
-    if facility and (not facility.isdigit() or len(facility) not in (5, 9)):
+    if facility and not (facility.isascii() and facility.isdigit() and len(facility) in (5, 9)):
         raise RecordError("facility_zip", "must be a 5-digit ZIP or ZIP+4")
     return MailScanRecord(
         time_ms=parse_time(raw.get("time"), window),

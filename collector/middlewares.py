@@ -33,13 +33,19 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except HttpError as e:
-        return error_response(e.status, e.error, e.detail, e.retry_after)
+        response = error_response(e.status, e.error, e.detail, e.retry_after)
+        if e.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="telemetry-collector"'
+        return response
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, "payload too large", "body over the size limit")
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        return error_response(e.status, e.reason.lower(), "")
+        response = error_response(e.status, e.reason.lower(), "")
+        if "Allow" in e.headers:  # 405 must say which methods are allowed
+            response.headers["Allow"] = e.headers["Allow"]
+        return response
     except Exception as e:
         tb = "".join(traceback.format_tb(e.__traceback__))
         log.error(

@@ -111,8 +111,8 @@ class PolicyStore:
         default, policies = self._build(default_text, overrides)
         return self._swap(default_text, overrides, default, policies)
 
-    def put_override(self, tenant_id: str, text: str) -> PolicyChange:
-        """Validate a tenant's new override, write it (atomically) and put it in force.
+    def check_override(self, tenant_id: str, text: str) -> tuple[PolicyChange, Policy]:
+        """What putting `text` in force for the tenant would change, or `PolicyRefused`.
 
         The new effective version must be higher than the one in force, so every version number
         in the audit trail names exactly one policy.
@@ -127,6 +127,11 @@ class PolicyStore:
                 "request body",
                 f"version must be higher than the version in force ({current.version})",
             )
+        return PolicyChange(tenant_id, current.version, new.version, describe(current, new)), new
+
+    def put_override(self, tenant_id: str, text: str) -> PolicyChange:
+        """Validate a tenant's new override, write it (atomically) and put it in force."""
+        change, new = self.check_override(tenant_id, text)
         self.tenant_dir.mkdir(parents=True, exist_ok=True)
         path = self.tenant_dir / f"{tenant_id}.toml"
         tmp = path.with_suffix(".toml.tmp")
@@ -137,5 +142,5 @@ class PolicyStore:
         os.replace(tmp, path)
         overrides = {**self.overrides, tenant_id: text}
         policies = {**self._policies, tenant_id: new}
-        changes = self._swap(self.default_text, overrides, self._default, policies)
-        return changes[0] if changes else PolicyChange(tenant_id, current.version, new.version, "")
+        self._swap(self.default_text, overrides, self._default, policies)
+        return change

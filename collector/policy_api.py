@@ -16,7 +16,13 @@ from aiohttp import web
 
 from anonymizer.policy import policy_settings
 from collector.appkeys import DB, PIPELINE, TENANT
-from collector.errors import BadRequest, UnprocessableEntity
+from collector.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    SinkError,
+    UnprocessableEntity,
+)
 from collector.policies import PolicyChange, PolicyRefused
 
 log = logging.getLogger(__name__)
@@ -84,16 +90,25 @@ async def put_policy(request: web.Request) -> web.Response:
     tenant = request[TENANT]
     body = await request.content.read(MAX_POLICY_BYTES + 1)
     if len(body) > MAX_POLICY_BYTES:
-        raise BadRequest(f"a policy is at most {MAX_POLICY_BYTES} bytes")
+        raise PayloadTooLarge(f"a policy is at most {MAX_POLICY_BYTES} bytes")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("policy must be UTF-8 TOML") from None
+    store = request.app[PIPELINE].policies
     try:
-        change = request.app[PIPELINE].policies.put_override(tenant.id, text)
+        change, _ = store.check_override(tenant.id, text)
     except PolicyRefused as e:
         raise UnprocessableEntity(f"policy refused, the policy in force stays: {e.error}") from None
-    await write_audit(request.app, [change], tenant.key_id, "api")
+    # audited before it takes effect: a change that cannot be audited does not happen
+    try:
+        await write_audit(request.app, [change], tenant.key_id, "api")
+    except SinkError:
+        raise ServiceUnavailable("storage is failing", retry_after=5) from None
+    try:
+        store.put_override(tenant.id, text)
+    except PolicyRefused as e:  # a concurrent change took its version first
+        raise UnprocessableEntity(f"policy refused, the policy in force stays: {e.error}") from None
     return web.json_response(
         {
             "tenant_id": tenant.id,

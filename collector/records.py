@@ -132,7 +132,7 @@ def validate_access(raw: Any, window: TimeWindow) -> AccessRecord:
     ip = ip_field(raw, required=True)
     assert ip is not None
     method = string_field(raw, "method", 16)
-    if method and not method.isalpha():
+    if method and not (method.isascii() and method.replace("-", "").isalpha()):
         raise RecordError("method", "must be an HTTP method name")
     path = string_field(raw, "path", 8192)
     host = string_field(raw, "host", 255)

@@ -50,7 +50,7 @@ def _string_expr(column: str, type_: str) -> str | None:
 
 def scan(sink: Sink, samples: list[str] | None = None) -> tuple[list[Finding], int]:
     """(findings, number of columns scanned)."""
-    samples = [s for s in (samples or []) if s]
+    samples = sorted({s for s in (samples or []) if s})
     columns = sink.query(
         "SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
         "AND table NOT LIKE '.inner%' ORDER BY table, position"

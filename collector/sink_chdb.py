@@ -30,6 +30,20 @@ def _ident(name: str) -> str:
     return name
 
 
+def _text_params(params: dict[str, Any]) -> dict[str, Any]:
+    """chDB takes query parameters in ClickHouse's text format: a list becomes `['a','b']`."""
+
+    def literal(v: Any) -> str:
+        if isinstance(v, str):
+            return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return str(v)
+
+    return {
+        k: "[" + ",".join(literal(x) for x in v) + "]" if isinstance(v, list | tuple) else v
+        for k, v in params.items()
+    }
+
+
 class ChdbSink:
     def __init__(self, path: Path, database: str, tmp_dir: Path, sql_dir: Path = SQL_DIR) -> None:
         self.path = path
@@ -55,7 +69,7 @@ class ChdbSink:
                 raise SinkUnavailable("the embedded engine is closed")
             try:
                 if params:
-                    res = self._session.query(sql, fmt, params=params)
+                    res = self._session.query(sql, fmt, params=_text_params(params))
                 else:
                     res = self._session.query(sql, fmt)
             except RuntimeError as e:

@@ -17,7 +17,14 @@ from aiohttp.test_utils import TestClient
 from collector.app import create_app
 from collector.appkeys import SINK
 from collector.auth import hash_key
-from collector.config import BatchConfig, Config, EnrichConfig, StorageConfig, TenantConfig
+from collector.config import (
+    ApiKeyConfig,
+    BatchConfig,
+    Config,
+    EnrichConfig,
+    StorageConfig,
+    TenantConfig,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -27,12 +34,33 @@ POLICY = REPO / "policy.toml"
 
 API_KEY = "tck_test-key-acme-0123456789"
 OTHER_KEY = "tck_test-key-globex-0123456789"
+PRIVACY_KEY = "tck_test-key-acme-privacy-0123"
+ANALYST_KEY = "tck_test-key-acme-analyst-0123"
+ADMIN_KEY = "tck_test-key-acme-admin-012345"
+OTHER_PRIVACY_KEY = "tck_test-key-globex-privacy-01"
 
 
 def tenants() -> tuple[TenantConfig, ...]:
+    def scoped(key: str, *scopes: str) -> ApiKeyConfig:
+        return ApiKeyConfig(hash_key(key), frozenset(scopes))
+
     return (
-        TenantConfig(id="acme", plan="standard", api_key_sha256=(hash_key(API_KEY),)),
-        TenantConfig(id="globex", plan="free", api_key_sha256=(hash_key(OTHER_KEY),)),
+        TenantConfig(
+            id="acme",
+            plan="standard",
+            api_key_sha256=(hash_key(API_KEY),),
+            keys=(
+                scoped(PRIVACY_KEY, "privacy"),
+                scoped(ANALYST_KEY, "analyst"),
+                scoped(ADMIN_KEY, "admin"),
+            ),
+        ),
+        TenantConfig(
+            id="globex",
+            plan="free",
+            api_key_sha256=(hash_key(OTHER_KEY),),
+            keys=(scoped(OTHER_PRIVACY_KEY, "privacy"),),
+        ),
     )
 
 

@@ -19,3 +19,30 @@ def test_keys_differ_per_tenant_and_epoch(tmp_path: Path) -> None:
     store = KeyStore(tmp_path)
     a, b, c = store.get("acme", "0"), store.get("globex", "0"), store.get("acme", "1")
     assert len({a.secret, b.secret, c.secret}) == 3
+
+
+def test_rotate_starts_a_new_generation(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path)
+    assert store.current_epoch("acme", "2026-11") == "2026-11"
+    before = store.get("acme", "2026-11")
+    assert store.rotate("acme") == 1
+    assert store.current_epoch("acme", "2026-11") == "2026-11.g1"
+    assert KeyStore(tmp_path).current_epoch("acme", "2026-12") == "2026-12.g1"  # read by others
+    assert store.get("acme", "2026-11.g1").secret != before.secret
+
+
+def test_shred_destroys_old_keys_but_not_the_one_in_force(tmp_path: Path) -> None:
+    import os
+    from datetime import UTC, datetime
+
+    store = KeyStore(tmp_path)
+    old = store.get("acme", "2026-10")
+    current = store.get("acme", "2026-11")
+    past = datetime(2026, 10, 15, tzinfo=UTC).timestamp()
+    for epoch in ("2026-10", "2026-11"):
+        os.utime(tmp_path / "acme" / f"{epoch}.key", (past, past))
+    gone = store.shred("acme", datetime(2026, 11, 1, tzinfo=UTC), current_epoch="2026-11")
+    assert [k.epoch for k in gone] == ["2026-10"]
+    assert not (tmp_path / "acme" / "2026-10.key").exists()
+    assert (tmp_path / "acme" / "2026-11.key").read_bytes() == current.secret
+    assert store.get("acme", "2026-10").secret != old.secret  # a new, unrelated key

@@ -101,7 +101,10 @@ async def test_events_properties_and_consent(start: AppFactory) -> None:
     for raw in ("erin", "s9", "415 555", "203.0.113.9", "4111111111111111"):
         assert raw not in blob
     metrics = await (await client.get("/metrics")).text()
-    assert 'collector_records_consent_limited_total{tenant="acme",kind="event",reason="gpc"} 1' in metrics
+    assert (
+        'collector_records_consent_limited_total{tenant="acme",kind="event",reason="gpc"} 1'
+        in metrics
+    )
 
 
 async def test_consent_drop_policy(start: AppFactory, tmp_path: Any) -> None:

@@ -26,7 +26,8 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from collector.appkeys import SINK
-from collector.config import Config, ServerConfig
+from collector.auth import hash_key
+from collector.config import ApiKeyConfig, Config, ServerConfig, TenantConfig
 from collector.devices import DEVICE_FIELDS
 from collector.errors import RecordError
 from collector.events import EVENT_FIELDS
@@ -34,7 +35,7 @@ from collector.kinds import KINDS
 from collector.mail_scans import MAIL_SCAN_FIELDS
 from collector.middlewares import PUBLIC_PATHS
 from collector.records import ACCESS_FIELDS, TimeWindow
-from tests.conftest import REPO, AppFactory, auth
+from tests.conftest import REPO, AppFactory, auth, tenants
 from tests.integration.test_kinds import BARS, ROUTING, TRACKING
 
 DOC_PATH = REPO / "openapi.json"
@@ -50,6 +51,19 @@ RECORD_SCHEMAS = {
     "mail_scan": "MailScanRecord",
 }
 ROUTE_KIND = {KINDS[kind].route: kind for kind in RECORD_SCHEMAS}
+PRIVACY_KEY = "tck_test-key-acme-privacy-0123456789"
+ANALYST_KEY = "tck_test-key-acme-analyst-0123456789"
+
+
+def scoped_tenants() -> tuple[TenantConfig, ...]:
+    """The test tenants, acme with a privacy key and an analyst key beside its ingest key."""
+    extra = (
+        ApiKeyConfig(hash_key(PRIVACY_KEY), frozenset({"privacy"})),
+        ApiKeyConfig(hash_key(ANALYST_KEY), frozenset({"analyst"})),
+    )
+    return tuple(replace(t, keys=extra) if t.id == "acme" else t for t in tenants())
+
+
 FIELDS = {
     "access_log": ACCESS_FIELDS,
     "device": DEVICE_FIELDS,
@@ -85,12 +99,21 @@ def node(pointer: str) -> Any:
     return value
 
 
-def deref(pointer: str) -> str:
-    """The pointer of the object at `pointer`, following `$ref`s to other parts of the document."""
+def _follow(pointer: str) -> str:
     while isinstance(target := node(pointer), dict) and "$ref" in target:
         assert target["$ref"].startswith("#/"), target["$ref"]
         pointer = target["$ref"][1:]
     return pointer
+
+
+def deref(pointer: str) -> str:
+    """The pointer of the object at `pointer`, following the `$ref`s met on the way (for
+    OpenAPI objects: responses, headers, examples; not for schemas, whose `$ref`s JSON Schema
+    validation resolves itself)."""
+    current = ""
+    for part in pointer.split("/")[1:]:
+        current = _follow(current) + "/" + part
+    return _follow(current)
 
 
 @functools.cache
@@ -286,12 +309,10 @@ def test_post_operations_document_every_error_status_and_retry_after() -> None:
     for path in POSTS:
         op = f"/paths/{escape(path)}/post"
         statuses = set(node(op + "/responses"))
-        assert {"400", "401", "413", "415", "422", "503"} <= statuses, path
+        assert {"400", "401", "403", "413", "415", "422", "503"} <= statuses, path
         for status in statuses - {"200", "202"}:
-            schema = node(deref(f"{op}/responses/{status}"))["content"]["application/json"]
-            assert deref(f"{op}/responses/{status}/content/application~1json/schema") == (
-                "/components/schemas/ErrorBody"
-            ), (path, status, schema)
+            schema = deref(f"{op}/responses/{status}/content/application~1json/schema")
+            assert schema == "/components/schemas/ErrorBody", (path, status)
         unavailable = deref(f"{op}/responses/503")
         header = node(deref(f"{unavailable}/headers/Retry-After"))
         assert header["required"] is True
@@ -530,8 +551,8 @@ async def test_200_otlp_json_and_protobuf(start: AppFactory) -> None:
 
 
 @pytest.mark.parametrize("path", POSTS)
-async def test_400_401_415_with_error_bodies(start: AppFactory, path: str) -> None:
-    client = await start()
+async def test_400_401_403_415_with_error_bodies(start: AppFactory, path: str) -> None:
+    client = await start(tenants=scoped_tenants())
     json_type = {"Content-Type": "application/json"}
     good, content_type = body_for(path)
     answers = [
@@ -541,6 +562,7 @@ async def test_400_401_415_with_error_bodies(start: AppFactory, path: str) -> No
         (await client.post(path, data=good, headers=auth(**content_type, **{"Idempotency-Key": "k" * 256})), 400),
         (await client.post(path, data=good, headers=content_type), 401),
         (await client.post(path, data=good, headers={**content_type, "Authorization": "Bearer nope"}), 401),
+        (await client.post(path, data=good, headers=auth(ANALYST_KEY, **content_type)), 403),
         (await client.post(path, data=good, headers=auth(**{"Content-Type": "application/xml"})), 415),
         (await client.post(path, data=good, headers=auth(**content_type, **{"Content-Encoding": "compress"})), 415),
     ]  # fmt: skip
@@ -607,6 +629,47 @@ async def test_503_when_the_queue_is_full_and_readyz_says_busy(
     r = await client.get("/readyz")
     assert r.status == 503
     assert (await check(r, "/readyz", "get"))["status"] == "busy"
+
+
+async def test_policy_api(start: AppFactory) -> None:
+    client = await start(tenants=scoped_tenants())
+    toml = {"Content-Type": "application/toml"}
+    view = await check(
+        await client.get("/v1/policy", headers=auth(ANALYST_KEY)), "/v1/policy", "get"
+    )
+    assert view["tenant_id"] == "acme" and view["tenant_override"] is None
+    version = view["version"]
+    refused = [
+        (await client.put("/v1/policy", data=b"version = 99\n", headers=auth(ANALYST_KEY, **toml)), "put", 403),
+        (await client.get("/v1/policy", headers=auth()), "get", 403),
+        (await client.get("/v1/policy"), "get", 401),
+        (await client.put("/v1/policy", data=b"\xff", headers=auth(PRIVACY_KEY, **toml)), "put", 400),
+        (await client.put("/v1/policy", data=b"version = ", headers=auth(PRIVACY_KEY, **toml)), "put", 422),
+        (await client.put("/v1/policy", data=f"version = {version + 1}\n[ip]\nipv4_prefix = 40\n".encode(),
+                          headers=auth(PRIVACY_KEY, **toml)), "put", 422),
+        (await client.put("/v1/policy", data=f"version = {version}\n".encode(),
+                          headers=auth(PRIVACY_KEY, **toml)), "put", 422),
+    ]  # fmt: skip
+    for resp, method, status in refused:
+        assert resp.status == status, await resp.text()
+        await check(resp, "/v1/policy", method)
+    override = f'version = {version + 1}\n[mail]\nrouting_zip = "zip3"\n'
+    r = await client.put("/v1/policy", data=override.encode(), headers=auth(PRIVACY_KEY, **toml))
+    change = await check(r, "/v1/policy", "put")
+    assert (change["old_version"], change["new_version"]) == (version, version + 1)
+    assert any(line.startswith("mail.routing_zip") for line in change["diff"])
+    view = await check(
+        await client.get("/v1/policy", headers=auth(PRIVACY_KEY)), "/v1/policy", "get"
+    )
+    assert view["tenant_override"] == override and view["settings"]["mail.routing_zip"] == "zip3"
+
+    r = await client.get("/v1/policy/audit", headers=auth(ANALYST_KEY))
+    assert r.status == 403
+    await check(r, "/v1/policy/audit", "get")
+    audit = await check(
+        await client.get("/v1/policy/audit", headers=auth(PRIVACY_KEY)), "/v1/policy/audit", "get"
+    )
+    assert audit["entries"][0]["source"] == "api"
 
 
 async def test_public_routes(start: AppFactory) -> None:
