@@ -23,7 +23,7 @@ from anonymizer.types import (
     MailScanRecord,
     TenantContext,
 )
-from anonymizer.url import referrer_host, scrub_host, split_url
+from anonymizer.url import referrer_host, route_template, scrub_host, split_url
 
 
 def anonymize_access(
@@ -41,6 +41,7 @@ def anonymize_access(
         "host": scrub_host(record.host),
         "method": record.method,
         "path": path,
+        "route": route_template(path),
         "query": query,
         "status": record.status,
         "bytes": record.bytes,
@@ -159,6 +160,7 @@ def anonymize_event(
         else "",
         "url_host": scrub_host(host),
         "url_path": path,
+        "url_route": route_template(path),
         "url_query": query,
         "properties": redact_properties(record.properties),
         "identifiers_stripped": not keep_ids,

@@ -95,6 +95,17 @@ class UrlScrubber:
         return path, "&".join(kept)
 
 
+_ROUTE_ID = re.compile(r"^(?:\d+|[0-9a-fA-F]{8,}|\{(?:id|uuid|token|email)\})$")
+
+
+@lru_cache(maxsize=65_536)
+def route_template(path: str) -> str:
+    """The route a scrubbed path belongs to, for grouping: every segment that is a number, a
+    long hex string or a placeholder becomes `{id}` (`/orders/42/items` -> `/orders/{id}/items`).
+    Short numbers are not personal and stay in `path`; the route groups them anyway."""
+    return "/".join("{id}" if _ROUTE_ID.match(seg) else seg for seg in path.split("/"))
+
+
 def split_url(url: str) -> tuple[str, str]:
     """(host, request target) of an absolute URL; ("", url) for a path. Userinfo is dropped."""
     scheme, sep, rest = url.partition("://")

@@ -52,6 +52,7 @@ def test_row() -> None:
         "host": "www.example.com",
         "method": "GET",
         "path": "/users/{email}/orders/{id}",
+        "route": "/users/{id}/orders/{id}",
         "query": "utm_source=mail",
         "status": 200,
         "bytes": 512,
@@ -156,6 +157,7 @@ def test_event_row_strips_identifiers_without_consent() -> None:
         "/a/{email}",
         "utm_source=m",
     )
+    assert row["url_route"] == "/a/{id}"
     assert row["user_pseudonym"] == pseudonymize(KEY, "user_id", "jane")
     assert row["properties"] == {"to": "{email}"}
     stripped, reason = anonymize_event(

@@ -71,3 +71,21 @@ def test_referrer_host(referrer: str, host: str) -> None:
 )  # fmt: skip
 def test_scrub_host(host: str, out: str) -> None:
     assert scrub_host(host) == out
+
+
+@pytest.mark.parametrize(
+    ("path", "route"),
+    [
+        ("/", "/"),
+        ("/orders/42/items", "/orders/{id}/items"),
+        ("/users/{email}/orders/{id}", "/users/{id}/orders/{id}"),
+        ("/o/{uuid}", "/o/{id}"),
+        ("/blob/9f86d081", "/blob/{id}"),
+        ("/v2/pricing", "/v2/pricing"),
+        ("/presentations/logstash-monitorama-2013/", "/presentations/logstash-monitorama-2013/"),
+    ],
+)
+def test_route_template(path: str, route: str) -> None:
+    from anonymizer.url import route_template
+
+    assert route_template(path) == route
