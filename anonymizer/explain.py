@@ -1,19 +1,20 @@
 """`explain`: what the policy does to each field of one raw record, and to a policy change.
 
 The row shown is made by the real anonymize functions, so an explanation cannot describe rules
-that are not the ones in force. Two things differ from ingest, and the explanation says so:
-pseudonyms are made under a fixed demo key, and no enrichment runs (no GeoIP database, no
-user-agent parsing), so those columns show their empty defaults.
+other than the ones in force. Two things differ from ingest, and the explanation says so:
+pseudonyms and visitor ids are made under a fixed demo key and salt, and no enrichment runs (no
+GeoIP database, no user-agent parsing), so those columns show their empty defaults.
 
 Raw JSON becomes a typed record through a small strict converter that mirrors the collector's
-validators (the anonymizer must not import the collector; tests check the two agree). Values of
-personal fields are masked in every explanation: it must never repeat an address or identifier.
+validators (the anonymizer must not import the collector; tests check that the two agree).
+Values of personal fields are masked: an explanation never repeats an address or identifier.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,26 +25,25 @@ from anonymizer.anonymize import (
     anonymize_event,
     anonymize_mail_scan,
 )
-from anonymizer.consent import CATEGORIES, consent_decision
+from anonymizer.consent import CATEGORIES
 from anonymizer.errors import InvalidValueError
 from anonymizer.imb import ImbError, parse_imb
 from anonymizer.ip import parse_ip
-from anonymizer.policy import Policy
-from anonymizer.pseudonym import PseudonymKey
+from anonymizer.policy import Policy, diff_settings, parse_policy
+from anonymizer.pseudonym import DAY_MS, PseudonymKey
 from anonymizer.rules import (
-    FIXED_RULE,
     KINDS,
     POLICY_KEYS,
     STAMPED,
+    ColumnRule,
     FieldRule,
     KindName,
     Operator,
-    StampRule,
     applied,
     input_fields,
-    policy_settings,
     rules_for,
     rules_governed_by,
+    setting_values,
 )
 from anonymizer.types import (
     AccessRecord,
@@ -55,17 +55,17 @@ from anonymizer.types import (
     MailScanRecord,
     TenantContext,
 )
-from anonymizer.url import scrub_host, split_url
+from anonymizer.url import split_url
 
 DEMO_KEY = PseudonymKey("explain", bytes(32))
-DEMO_TENANT = TenantContext("demo", "", DEMO_KEY)
-NO_RULE = "no rule: the collector rejects unknown fields"
+DEMO_SALT = bytes(32)
+DEMO_TENANT_ID = "demo"
 NOTES = (
-    'Pseudonyms are made under a fixed demo key (epoch "explain"), not a tenant\'s key: they '
-    "show the form of the output and match no stored row.",
+    'Pseudonyms are made under a fixed demo key (epoch "explain") and visitor ids under a demo '
+    "salt, not a tenant's: they show the form of the output and match no stored row.",
     "Enrichment is not run: no GeoIP lookup and no user-agent parsing, so the geo and "
     "browser/OS/device columns show their empty defaults.",
-    "Input values of personal fields are masked; the row is what would be stored.",
+    "Values of personal fields are masked in the input column; the row is what would be stored.",
 )
 
 Record = AccessRecord | DeviceRecord | EventRecord | MailScanRecord
@@ -84,7 +84,7 @@ class RecordInvalid(InvalidValueError):
 # --- raw JSON -> typed record (mirrors collector/records.py, devices.py, events.py, ...) ------
 
 _EPOCH_SECONDS_LIMIT = 100_000_000_000  # below: epoch seconds; above: milliseconds
-_PROPERTY_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
+_PROPERTY_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")
 MAX_PROPERTIES = 64
 
 
@@ -163,7 +163,7 @@ def _access(raw: Mapping[str, Any]) -> AccessRecord:
     ip = _ip(raw, required=True)
     assert ip is not None
     method = _string(raw, "method", 16)
-    if method and not method.isalpha():
+    if method and not (method.isascii() and method.replace("-", "").isalpha()):
         raise RecordInvalid("method", "must be an HTTP method name")
     path = _string(raw, "path", 8192)
     host = _string(raw, "host", 255)
@@ -225,16 +225,14 @@ def _properties(raw: Mapping[str, Any]) -> tuple[tuple[str, str | int | float | 
         raise RecordInvalid("properties", f"more than {MAX_PROPERTIES} properties")
     out: list[tuple[str, str | int | float | bool]] = []
     for key, value in props.items():
-        if not (
-            0 < len(key) <= 64
-            and (key[0].isascii() and (key[0].isalpha() or key[0] == "_"))
-            and set(key) <= _PROPERTY_KEY_CHARS
-        ):
+        if not _PROPERTY_KEY.fullmatch(key):
             raise RecordInvalid(
                 "properties", "keys must be names of letters, digits and _.:- (<= 64)"
             )
         if isinstance(value, dict | list):
-            raise RecordInvalid(f"properties.{key}", "nested values are not allowed: flatten the map")
+            raise RecordInvalid(
+                f"properties.{key}", "nested values are not allowed: flatten the map"
+            )
         if value is None:
             continue
         if not isinstance(value, str | int | float | bool):
@@ -290,7 +288,7 @@ def _mail_scan(raw: Mapping[str, Any]) -> MailScanRecord:
     except ImbError as e:
         raise RecordInvalid("imb", str(e)) from None
     facility = _string(raw, "facility_zip", 10).replace("-", "")
-    if facility and (not facility.isdigit() or len(facility) not in (5, 9)):
+    if facility and not (facility.isascii() and facility.isdigit() and len(facility) in (5, 9)):
         raise RecordInvalid("facility_zip", "must be a 5-digit ZIP or ZIP+4")
     return MailScanRecord(
         time_ms=_time(raw),
@@ -316,15 +314,21 @@ def to_record(kind: KindName, raw: Mapping[str, Any]) -> Record:
     return _mail_scan(known)
 
 
-def _row(policy: Policy, kind: KindName, record: Record) -> tuple[Row | None, str]:
-    """The real anonymize function of the kind, under the demo key and with no enrichment."""
+def demo_context(time_ms: int) -> TenantContext:
+    """The demo tenant: fixed key, a salt for the record's day, no plan."""
+    return TenantContext(DEMO_TENANT_ID, "", DEMO_KEY, {time_ms // DAY_MS: DEMO_SALT})
+
+
+def _row(policy: Policy, record: Record) -> tuple[Row | None, str]:
+    """The real anonymize function of the kind, under the demo context and with no enrichment."""
+    ctx = demo_context(record.time_ms)
     if isinstance(record, AccessRecord):
-        return anonymize_access(policy, DEMO_TENANT, record, Enrichment()), ""
+        return anonymize_access(policy, ctx, record, Enrichment()), ""
     if isinstance(record, DeviceRecord):
-        return anonymize_device(policy, DEMO_TENANT, record, Enrichment()), ""
+        return anonymize_device(policy, ctx, record, Enrichment()), ""
     if isinstance(record, EventRecord):
-        return anonymize_event(policy, DEMO_TENANT, record)
-    return anonymize_mail_scan(policy, DEMO_TENANT, record), ""
+        return anonymize_event(policy, ctx, record)
+    return anonymize_mail_scan(policy, ctx, record), ""
 
 
 # --- the explanation ---------------------------------------------------------------------------
@@ -337,7 +341,7 @@ class FieldExplanation:
     field: str  # `ip`, or `ip (geo)` for one part of a field
     input: str  # masked when the field is personal
     operator: Operator
-    rule: str  # the governing policy key(s), "fixed rule", or NO_RULE
+    rule: str  # the deciding policy key(s), "fixed rule", or "no rule: ..."
     columns: tuple[str, ...]
     detail: str = ""
 
@@ -347,7 +351,7 @@ class StampedExplanation:
     column: str
     value: Any
     rule: str
-    detail: str
+    note: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,41 +377,26 @@ def _show(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _split_target(target: str) -> tuple[str, str, str]:
-    """(path, query, fragment) of a request target."""
-    rest, _, fragment = target.partition("#")
-    path, _, query = rest.partition("?")
-    return path, query, fragment
-
-
-def _target(kind: KindName, record: Record) -> tuple[str, str]:
-    """(host, request target) of the URL-like field of a record."""
-    if isinstance(record, AccessRecord):
-        return record.host, record.path
-    if isinstance(record, EventRecord):
-        return split_url(record.url)
-    return "", ""
+def _split_target(target: str) -> tuple[str, str]:
+    """(path, query) of a request target; the fragment is not part of either."""
+    path, _, query = target.partition("#")[0].partition("?")
+    return path, query
 
 
 def _placeholders(before: str, after: str) -> str:
-    b, a = before.split("/"), after.split("/")
-    replaced = [y for x, y in zip(b, a, strict=False) if x != y]
-    return ", ".join(dict.fromkeys(replaced))
+    pairs = zip(before.split("/"), after.split("/"), strict=False)
+    return ", ".join(dict.fromkeys(b for a, b in pairs if a != b))
 
 
-def _query_detail(query: str, kept_query: str) -> tuple[Operator, str]:
+def _query_outcome(query: str, stored: str) -> tuple[Operator, str]:
     names = [pair.partition("=")[0] for pair in query.split("&") if pair]
-    kept = [pair.partition("=")[0] for pair in kept_query.split("&") if pair]
-    dropped = [n for n in names if n not in kept]
-    parts = []
-    if dropped:
-        parts.append("dropped " + ", ".join(dict.fromkeys(dropped)))
-    if kept:
-        parts.append("kept " + ", ".join(kept))
-    redacted = [p.partition("=")[0] for p in kept_query.split("&") if "={" in p]
-    if redacted:
-        parts.append("values replaced: " + ", ".join(redacted))
-    op: Operator = "dropped" if dropped else "redacted" if redacted else "kept"
+    kept = [pair.partition("=")[0] for pair in stored.split("&") if pair]
+    dropped = [n for n in dict.fromkeys(names) if n not in kept]
+    replaced = [p.partition("=")[0] for p in stored.split("&") if "={" in p]
+    parts = ["dropped " + ", ".join(dropped)] if dropped else []
+    parts += ["kept " + ", ".join(kept)] if kept else []
+    parts += ["values replaced: " + ", ".join(replaced)] if replaced else []
+    op: Operator = "dropped" if dropped else "redacted" if replaced else "kept"
     return op, "; ".join(parts)
 
 
@@ -419,135 +408,164 @@ class _Explainer:
         self.kind = kind
         self.raw = raw
         self.record = to_record(kind, raw)
-        self.row, self.reason = _row(policy, kind, self.record)
-        self.host, self.target = _target(kind, self.record)
+        self.row, self.reason = _row(policy, self.record)
+        self.host, self.target = "", ""
+        if isinstance(self.record, AccessRecord):
+            self.host, self.target = self.record.host, self.record.path
+        elif isinstance(self.record, EventRecord):
+            self.host, self.target = split_url(self.record.url)
+        # The fields and parts whose operator depends on the record, by rule label.
+        self.resolvers: dict[str, Callable[[Row], tuple[Operator, str]]] = {
+            "ip": self._ip_prefix,
+            "ip (family)": lambda row: ("generalized", f"IPv{row['ip_version']}"),
+            "ip (geo)": self._geo,
+            "ip (visitor id)": self._visitor_id,
+            "user_agent (visitor id)": self._visitor_id,
+            "host": self._host,
+            "url (host)": self._host,
+            "path": self._path,
+            "url (path)": self._path,
+            "path (route)": self._route,
+            "url (route)": self._route,
+            "path (query)": self._query,
+            "url (query)": self._query,
+            "referrer": self._referrer,
+            "user_agent": lambda row: ("generalized", "user-agent parsing not run here"),
+            "properties": self._properties,
+            "consent": self._consent,
+            "gpc": self._consent,
+            "dnt": self._consent,
+            "imb (routing code)": self._routing_code,
+            "facility_zip": self._facility_zip,
+        }
 
     def present(self, rule: FieldRule) -> bool:
+        """Whether the record has the field (and the part) the rule is about."""
         if self.raw.get(rule.field) is None:
             return False
-        path, query, fragment = _split_target(self.target)
-        if rule.field in ("path", "url"):
-            present = {"query": bool(query), "fragment": "#" in self.target, "host": bool(self.host)}
-            return present.get(rule.part, True)
+        if rule.part == "query":
+            return bool(_split_target(self.target)[1])
+        if rule.part == "fragment":
+            return "#" in self.target
+        if rule.part == "host":
+            return bool(self.host)
         if rule.part == "routing code":
             return isinstance(self.record, MailScanRecord) and bool(self.record.imb.routing)
         return True
 
     def shown(self, rule: FieldRule) -> str:
         value = self.raw[rule.field]
-        if rule.personal:
+        if rule.personal or (rule.field == "host" and self.row and self.row["host"] == "{ip}"):
             if isinstance(value, dict):
                 return "{" + ", ".join(f"{k}: {mask(v)}" for k, v in value.items()) + "}"
-            return mask(value)
-        if rule.field == "host" and self.row is not None and self.row["host"] == "{ip}":
             return mask(value)
         return _show(value)
 
     def resolve(self, rule: FieldRule) -> tuple[Operator, str, str]:
-        """(operator, rule text, detail) for this record."""
+        """(operator, rule, detail) of `rule` for this record."""
         if self.row is None:
-            return "dropped", "consent.analytics_without_consent", f"event not stored ({self.reason})"
-        row = self.row
-        op, how = applied(rule, self.policy)
-        if op == "dropped":
-            key = "identifiers.fields" if rule.identifier else rule.rule
-            return "dropped", key, how if rule.columns else ""
+            return (
+                "dropped",
+                "consent.analytics_without_consent",
+                f"event not stored: {self.reason}",
+            )
+        a = applied(rule, self.policy)
+        if a.operator == "dropped" and a.how != rule.how:  # the policy switched the rule off
+            return "dropped", a.rule, a.how
+        if not rule.columns:
+            return "dropped", a.rule, ""
         if rule.identifier:
             if self.kind == "event" and self.reason:
-                return (
-                    "dropped",
-                    "consent.analytics_without_consent",
-                    f"identifiers stripped ({self.reason})",
-                )
+                key = "consent.analytics_without_consent"
+                return "dropped", key, f"identifiers stripped: {self.reason}"
             return "pseudonymized", "identifiers.fields", ""
-        resolver = getattr(self, "_" + (rule.part or rule.field).replace(" ", "_"), None)
-        if resolver is not None:
-            result: tuple[Operator, str] = resolver(rule, row)
-            return result[0], rule.rule, result[1]
-        return op, rule.rule, ""
+        resolver = self.resolvers.get(rule.label)
+        if resolver is None:
+            return a.operator, a.rule, ""
+        operator, detail = resolver(self.row)
+        if rule.label == "ip":  # only the prefix of this address's version applies
+            return operator, f"ip.ipv{self.row['ip_version']}_prefix", detail
+        return operator, a.rule, detail
 
-    # One method per field or part whose operator depends on the record.
-    def _ip(self, rule: FieldRule, row: Row) -> tuple[Operator, str]:
-        prefix = row["ip_prefix"]
-        bits = int(prefix.rpartition("/")[2])
-        full = 32 if row["ip_version"] == 4 else 128
-        if bits >= full:
-            return "kept", f"a /{bits} prefix keeps the whole IPv{row['ip_version']} address"
+    def _ip_prefix(self, row: Row) -> tuple[Operator, str]:
+        bits = int(row["ip_prefix"].rpartition("/")[2])  # the policy caps it below a full address
         return "truncated", f"cut to /{bits}"
 
-    def _geo(self, rule: FieldRule, row: Row) -> tuple[Operator, str]:
+    def _geo(self, row: Row) -> tuple[Operator, str]:
         return "generalized", f"down to {self.policy.geo.granularity}; GeoIP not run here"
 
-    def _family(self, rule: FieldRule, row: Row) -> tuple[Operator, str]:
-        return "generalized", f"IPv{row['ip_version']}"
+    def _visitor_id(self, row: Row) -> tuple[Operator, str]:
+        if not row["visitor_id"]:
+            return "dropped", "no address: no visitor id"
+        return "pseudonymized", "of address + user agent, under the demo salt for the record's day"
 
-    def _host(self, rule: FieldRule, row: Row) -> tuple[Operator, str]:
+    def _host(self, row: Row) -> tuple[Operator, str]:
         stored = row["url_host"] if self.kind == "event" else row["host"]
-        return ("redacted", "an IP literal") if stored == "{ip}" else ("kept", "")
+        if stored == "{ip}":
+            return "redacted", "an IP literal"
+        notes = ["lower-cased, port dropped"] if stored != self.host else []
+        if self.kind == "event" and "@" in str(self.raw["url"]).partition("://")[2].split("/")[0]:
+            notes.append("userinfo dropped")
+        return "kept", "; ".join(notes)
 
-    def _path(self, rule: FieldRule, row: Row) -> tuple[Operator, str]:
+    def _path(self, row: Row) -> tuple[Operator, str]:
         before = _split_target(self.target)[0]
         after = row["url_path"] if self.kind == "event" else row["path"]
-        detail = ""
-        if self.kind == "access_log" and "://" in str(self.raw.get("path", "")):
-            detail = "absolute-form target: its host is the host column"
         if before == after:
-            return "kept", detail
-        replaced = f"segments replaced by {_placeholders(before, after)}"
-        return "redacted", f"{detail}; {replaced}" if detail else replaced
+            return "kept", ""
+        return "redacted", "segments replaced by " + _placeholders(before, after)
 
-    def _url(self, rule: FieldRule, row: Row) -> tuple[Operator, str]:
-        return self._path(rule, row)
+    def _route(self, row: Row) -> tuple[Operator, str]:
+        before = _split_target(self.target)[0]
+        after = row["url_route"] if self.kind == "event" else row["route"]
+        if before == after:
+            return "kept", ""
+        return "generalized", "segments grouped as " + _placeholders(before, after)
 
-    def _query(self, rule: FieldRule, row: Row) -> tuple[Operator, str]:
-        kept = row["url_query"] if self.kind == "event" else row["query"]
-        return _query_detail(_split_target(self.target)[1], kept)
+    def _query(self, row: Row) -> tuple[Operator, str]:
+        stored = row["url_query"] if self.kind == "event" else row["query"]
+        return _query_outcome(_split_target(self.target)[1], stored)
 
-    def _referrer(self, rule: FieldRule, row: Row) -> tuple[Operator, str]:
+    def _referrer(self, row: Row) -> tuple[Operator, str]:
         host = row["referrer_host"]
         if not host:
             return "dropped", "not an absolute URL: nothing stored"
         return ("redacted", "an IP literal") if host == "{ip}" else ("truncated", "host only")
 
-    def _user_agent(self, rule: FieldRule, row: Row) -> tuple[Operator, str]:
-        return "generalized", "user-agent parsing not run here"
-
-    def _properties(self, rule: FieldRule, row: Row) -> tuple[Operator, str]:
-        replaced = [k for k, v in row["properties"].items() if v.startswith("{") and v.endswith("}")]
+    def _properties(self, row: Row) -> tuple[Operator, str]:
+        replaced = [k for k, v in row["properties"].items() if v[:1] == "{" and v[-1:] == "}"]
         if not replaced:
             return "kept", ""
         return "redacted", "values replaced: " + ", ".join(replaced)
 
-    def _consent_outcome(self, rule: FieldRule, row: Row) -> tuple[Operator, str]:
+    def _consent(self, row: Row) -> tuple[Operator, str]:
         if row["identifiers_stripped"]:
-            return "generalized", f"identifiers stripped ({row['consent_reason']})"
+            return "generalized", f"identifiers stripped: {row['consent_reason']}"
         return "generalized", "analytics consent given: identifiers kept"
 
-    _consent = _gpc = _dnt = _consent_outcome
-
-    def _routing_code(self, rule: FieldRule, row: Row) -> tuple[Operator, str]:
+    def _routing_code(self, row: Row) -> tuple[Operator, str]:
         assert isinstance(self.record, MailScanRecord)
         routing = self.record.imb.routing
         if row["routing_zip"] == routing:
             return "kept", ""
         return "truncated", f"{len(routing)} digits cut to {len(row['routing_zip'])}"
 
-    def _facility_zip(self, rule: FieldRule, row: Row) -> tuple[Operator, str]:
-        raw = str(self.raw["facility_zip"]).replace("-", "")
-        return ("truncated", "ZIP+4 cut to ZIP5") if len(raw) > 5 else ("kept", "")
+    def _facility_zip(self, row: Row) -> tuple[Operator, str]:
+        sent = str(self.raw["facility_zip"]).replace("-", "")
+        return ("truncated", "ZIP+4 cut to ZIP5") if len(sent) > 5 else ("kept", "")
 
     def stamped(self) -> tuple[StampedExplanation, ...]:
-        settings = policy_settings(self.policy)
-        details = {
+        rotation = setting_values(self.policy)["identifiers.rotation"]
+        notes = {
             "tenant_id": "demo tenant; at ingest, the tenant of the API key",
             "policy_version": "",
             "key_epoch": "demo key; at ingest, the epoch of the receive time under "
-            f"identifiers.rotation = {settings['identifiers.rotation']}",
+            f"identifiers.rotation = {rotation}",
             "retention_days": "no plan; at ingest, from the tenant's plan",
         }
         row = self.row or {}
         return tuple(
-            StampedExplanation(s.column, row.get(s.column), s.rule, details[s.column])
+            StampedExplanation(s.column, row.get(s.column), s.rule, notes.get(s.column, ""))
             for s in STAMPED
         )
 
@@ -555,46 +573,42 @@ class _Explainer:
 def explain(policy: Policy, kind: KindName, record_json: Mapping[str, Any]) -> Explanation:
     """What `policy` does to each field of `record_json`, and the row it stores.
 
-    Raises `RecordInvalid` when the collector would reject the record for a bad value; an
-    unknown field is reported as dropped (the collector rejects the whole record for it)."""
+    Raises `RecordInvalid` for a value the collector would reject. A field no rule names is
+    reported as dropped: the collector rejects the record for it, or drops the field when the
+    policy has `[records] unknown_fields = "drop"`."""
     if kind not in KINDS:
         raise RecordInvalid("", f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
     if not isinstance(record_json, Mapping):
         raise RecordInvalid("", "record must be a JSON object")
     e = _Explainer(policy, kind, record_json)
     fields: list[FieldExplanation] = []
-    keys: list[str] = []
+    keys = {k for s in STAMPED for k in s.policy_keys}
     for rule in rules_for(kind):
-        if not e.present(rule):
-            continue
-        operator, rule_text, detail = e.resolve(rule)
-        fields.append(
-            FieldExplanation(rule.label, e.shown(rule), operator, rule_text, rule.columns, detail)
-        )
-        keys.extend(rule.policy_keys)
-    unknown = [name for name in record_json if name not in input_fields(kind)]
-    fields.extend(
-        FieldExplanation(str(name)[:64], mask(record_json[name]), "dropped", NO_RULE, ())
-        for name in unknown
-    )
+        if e.present(rule):
+            operator, rule_text, detail = e.resolve(rule)
+            label, shown = rule.label, e.shown(rule)
+            fields.append(FieldExplanation(label, shown, operator, rule_text, rule.columns, detail))
+            keys.update(rule.policy_keys)
+    unknown = [str(name)[:64] for name in record_json if name not in input_fields(kind)]
     notes = list(NOTES)
     if unknown:
-        notes.append(
-            "The collector would reject this record: unknown field(s) "
-            + ", ".join(str(n)[:64] for n in unknown)
-            + "."
-        )
+        keys.add("records.unknown_fields")
+        if policy.unknown_fields == "drop":
+            why = 'no rule: dropped (records.unknown_fields = "drop")'
+        else:
+            why = "no rule: the collector rejects unknown fields"
+            notes.append("The collector would reject this record: " + ", ".join(unknown) + ".")
+        fields += [FieldExplanation(n, mask(record_json[n]), "dropped", why, ()) for n in unknown]
     if record_json.get("time") is None:
         notes.append("No time: the collector stamps the receive time; 0 is shown here.")
-    settings = policy_settings(e.policy)
-    used = [k for k in POLICY_KEYS if k in keys or k in ("version", "retention.days")]
+    settings = setting_values(policy)
     return Explanation(
         kind=kind,
         table=KINDS[kind].table,
         policy_version=policy.version,
         fields=tuple(fields),
         stamped=e.stamped(),
-        settings=tuple((k, settings[k]) for k in used),
+        settings=tuple((k, settings[k]) for k in POLICY_KEYS if k in keys),
         row=e.row,
         notes=tuple(notes),
     )
@@ -603,7 +617,7 @@ def explain(policy: Policy, kind: KindName, record_json: Mapping[str, Any]) -> E
 # --- rendering ---------------------------------------------------------------------------------
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     return [
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
@@ -612,7 +626,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
 
 
 def render_text(ex: Explanation) -> str:
-    """An aligned table per field, the stamped columns, the settings used, notes, then the row."""
+    """The field table, details, stamped columns, settings used and notes, then the row."""
     lines = [f"{ex.kind} record -> table {ex.table}, policy version {ex.policy_version}", ""]
     lines += _table(
         ("field", "input", "operator", "rule", "output columns"),
@@ -621,19 +635,15 @@ def render_text(ex: Explanation) -> str:
     details = [f"  {f.field}: {f.detail}" for f in ex.fields if f.detail]
     if details:
         lines += ["", "details:", *details]
+    stamped = [(s.column, json.dumps(s.value), s.rule, s.note) for s in ex.stamped]
     lines += ["", "stamped on every row:"]
-    lines += [
-        "  " + line
-        for line in _table(
-            ("column", "value", "rule", "note"),
-            [(s.column, json.dumps(s.value), s.rule, s.detail) for s in ex.stamped],
-        )
-    ]
+    lines += ["  " + line for line in _table(("column", "value", "rule", "note"), stamped)]
     lines += ["", "policy settings used:", *(f"  {k} = {v}" for k, v in ex.settings)]
-    lines += ["", "notes:", *(f"  - {n}" for n in ex.notes)]
-    lines += ["", f"row ({ex.table}):" if ex.row is not None else "row: none (not stored)"]
-    if ex.row is not None:
-        lines.append(json.dumps(ex.row, indent=2, ensure_ascii=False))
+    lines += ["", "notes:", *(f"  - {n}" for n in ex.notes), ""]
+    if ex.row is None:
+        lines.append("row: none (the record is not stored)")
+    else:
+        lines += [f"row ({ex.table}):", json.dumps(ex.row, indent=2, ensure_ascii=False)]
     return "\n".join(lines) + "\n"
 
 
@@ -655,7 +665,7 @@ def to_json(ex: Explanation) -> dict[str, Any]:
             for f in ex.fields
         ],
         "stamped": [
-            {"column": s.column, "value": s.value, "rule": s.rule, "note": s.detail}
+            {"column": s.column, "value": s.value, "rule": s.rule, "note": s.note}
             for s in ex.stamped
         ],
         "settings": dict(ex.settings),
@@ -669,113 +679,145 @@ def to_json(ex: Explanation) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class SettingChange:
-    """One setting that differs between two policies, and what it changes."""
+    """One setting that differs between two policies, and what that change alone does."""
 
     key: str
     old: str
     new: str
     effect: str
-    affected: tuple[str, ...]  # `kind.field -> columns: operator` lines
+    affected: tuple[str, ...]  # `kind.field -> table.columns: operator` lines
 
 
 _GEO_ORDER = ("none", "country", "region", "city")
 _ZIP_ORDER = ("none", "zip3", "zip5")
 _ROTATION_SPAN = {"daily": "a day", "monthly": "a month", "never": "all time (until shredded)"}
+_NO_CONSENT = "usage events without analytics consent (or with GPC / DNT honoured)"
 
 
 def _finer(old: int, new: int) -> str:
     return "finer: more identifying" if new > old else "coarser: less identifying"
 
 
-def _listed(values: str) -> list[str]:
-    loaded: list[str] = json.loads(values)
-    return loaded
+def _ordered(what: str, old: str, new: str, order: tuple[str, ...]) -> str:
+    return f"{what} {new} instead of {old} ({_finer(order.index(old), order.index(new))})"
 
 
-def _effect(key: str, old: Policy, new: Policy, a: str, b: str) -> str:
-    """One sentence on what changing `key` from `a` to `b` means (values as TOML text)."""
-    if key == "version":
-        return f"new rows are stamped policy_version = {b}"
-    if key in ("ip.ipv4_prefix", "ip.ipv6_prefix"):
-        v = key[4]
-        return f"IPv{v} addresses are stored as /{b} networks instead of /{a} ({_finer(int(a), int(b))})"
-    if key == "geo.granularity":
-        o, n = old.geo.granularity, new.geo.granularity
-        return f"location is kept down to {n} instead of {o} ({_finer(_GEO_ORDER.index(o), _GEO_ORDER.index(n))})"
-    if key == "identifiers.fields":
-        added = sorted(new.identifiers.fields - old.identifiers.fields)
-        removed = sorted(old.identifiers.fields - new.identifiers.fields)
-        parts = []
-        if added:
-            parts.append("now pseudonymized (was dropped): " + ", ".join(added))
-        if removed:
-            parts.append("now dropped (was pseudonymized): " + ", ".join(removed))
-        return "; ".join(parts)
-    if key == "identifiers.rotation":
-        o, n = old.identifiers.rotation, new.identifiers.rotation
-        return (
-            f"a pseudonym links one person's rows across {_ROTATION_SPAN[n]} instead of "
-            f"{_ROTATION_SPAN[o]}; new rows get a new key epoch, so their pseudonyms do not "
-            "match older rows'"
-        )
-    if key in ("url.keep_query_params", "url.redact"):
-        oa, nb = _listed(a), _listed(b)
-        added = [x for x in nb if x not in oa]
-        removed = [x for x in oa if x not in nb]
-        what = "query parameters" if key == "url.keep_query_params" else "redaction rules"
-        on, off = ("now kept", "now dropped") if what == "query parameters" else ("added", "removed")
-        parts = [f"{what} {on}: " + ", ".join(added)] if added else []
-        parts += [f"{what} {off}: " + ", ".join(removed)] if removed else []
-        direction = "more identifying" if (added if on == "now kept" else removed) else ""
-        return "; ".join(parts) + (f" ({direction})" if direction else "")
-    if key == "mail.routing_zip":
-        o, n = old.mail.routing_zip, new.mail.routing_zip
-        return f"the IMb routing code is kept as {n} instead of {o} ({_finer(_ZIP_ORDER.index(o), _ZIP_ORDER.index(n))})"
-    if key == "consent.analytics_without_consent":
-        if new.consent.analytics_without_consent == "drop":
-            return "usage events without analytics consent (or with GPC / DNT honoured) are no longer stored at all"
-        return "usage events without analytics consent (or with GPC / DNT honoured) are now stored with their identifiers stripped"
-    if key in ("consent.honour_gpc", "consent.honour_dnt"):
-        signal = "GPC" if key.endswith("gpc") else "DNT"
-        if b == "true":
-            return f"the {signal} signal is now honoured (consent.analytics_without_consent applies)"
-        return f"the {signal} signal is now ignored: analytics consent alone decides (less protective)"
-    if key == "retention.days":
-        return f"rows of tenants without a plan are kept {b} days instead of {a}"
-    o_plans, n_plans = dict(old.retention.plans), dict(new.retention.plans)
+def _set_change(what: str, old: list[str], new: list[str], on: str, off: str) -> str:
+    added = [x for x in new if x not in old]
+    removed = [x for x in old if x not in new]
+    parts = [f"{what} {on}: " + ", ".join(added)] if added else []
+    parts += [f"{what} {off}: " + ", ".join(removed)] if removed else []
+    return "; ".join(parts) or "the same entries in another order: no effect"
+
+
+def _plans(old: Mapping[str, int], new: Mapping[str, int]) -> str:
     parts = []
-    for plan in dict.fromkeys([*o_plans, *n_plans]):
-        if plan not in n_plans:
+    for plan in dict.fromkeys([*old, *new]):
+        if plan not in new:
             parts.append(f"plan {plan} removed (its tenants fall back to retention.days)")
-        elif plan not in o_plans:
-            parts.append(f"plan {plan} added: {n_plans[plan]} days")
-        elif o_plans[plan] != n_plans[plan]:
-            parts.append(f"plan {plan}: {o_plans[plan]} -> {n_plans[plan]} days")
+        elif plan not in old:
+            parts.append(f"plan {plan} added: {new[plan]} days")
+        elif old[plan] != new[plan]:
+            parts.append(f"plan {plan}: {old[plan]} -> {new[plan]} days")
     return "; ".join(parts)
 
 
+def _effect(key: str, old: Policy, new: Policy) -> str:
+    """One sentence on what changing `key` from its value in `old` to that in `new` means."""
+    if key == "version":
+        return f"new rows are stamped policy_version = {new.version}"
+    if key == "ip.ipv4_prefix":
+        a, b = old.ip.ipv4_prefix, new.ip.ipv4_prefix
+        return f"IPv4 addresses are stored as /{b} networks instead of /{a} ({_finer(a, b)})"
+    if key == "ip.ipv6_prefix":
+        a, b = old.ip.ipv6_prefix, new.ip.ipv6_prefix
+        return f"IPv6 addresses are stored as /{b} networks instead of /{a} ({_finer(a, b)})"
+    if key == "geo.granularity":
+        g, h = old.geo.granularity, new.geo.granularity
+        return _ordered("location is kept down to", g, h, _GEO_ORDER)
+    if key == "identifiers.fields":
+        a_ids, b_ids = sorted(old.identifiers.fields), sorted(new.identifiers.fields)
+        on, off = "now pseudonymized (were dropped)", "now dropped (were pseudonymized)"
+        return _set_change("identifiers", a_ids, b_ids, on, off)
+    if key == "identifiers.rotation":
+        r, s = old.identifiers.rotation, new.identifiers.rotation
+        return (
+            f"a pseudonym links one person's rows across {_ROTATION_SPAN[s]} instead of "
+            f"{_ROTATION_SPAN[r]}; new rows get a new key epoch, so their pseudonyms do not "
+            "match older rows'"
+        )
+    if key == "identifiers.visitor_id":
+        if new.identifiers.visitor_id == "none":
+            return "no visitor id is stored any more"
+        return "a cookieless visitor id, linkable within one day only, is now stored"
+    if key == "url.keep_query_params":
+        a_params, b_params = sorted(old.url.keep_query_params), sorted(new.url.keep_query_params)
+        return _set_change("query parameters", a_params, b_params, "now kept", "now dropped")
+    if key == "url.redact":
+        a_rules, b_rules = list(old.url.rules), list(new.url.rules)
+        return _set_change("redaction rules", a_rules, b_rules, "added", "removed")
+    if key == "mail.routing_zip":
+        z, y = old.mail.routing_zip, new.mail.routing_zip
+        return _ordered("the IMb routing code is kept as", z, y, _ZIP_ORDER)
+    if key == "consent.analytics_without_consent":
+        if new.consent.analytics_without_consent == "drop":
+            return f"{_NO_CONSENT} are no longer stored at all"
+        return f"{_NO_CONSENT} are now stored, with their identifiers stripped"
+    if key in ("consent.honour_gpc", "consent.honour_dnt"):
+        signal = "GPC" if key == "consent.honour_gpc" else "DNT"
+        honoured = new.consent.honour_gpc if signal == "GPC" else new.consent.honour_dnt
+        if honoured:
+            return f"the {signal} signal is now honoured: consent.analytics_without_consent applies"
+        return f"the {signal} signal is now ignored: analytics consent alone decides"
+    if key == "records.unknown_fields":
+        if new.unknown_fields == "drop":
+            return "a record with an unknown field is now stored without that field"
+        return "a record with an unknown field is now rejected"
+    if key == "retention.days":
+        a, b = old.retention.days, new.retention.days
+        return f"rows of tenants without a plan are kept {b} days instead of {a}"
+    if key == "retention.plans":
+        return _plans(old.retention.plans, new.retention.plans)
+    return "no rule describes this setting yet"
+
+
+def policy_text(values: Mapping[str, str]) -> str:
+    """A policy file from `section.key -> TOML value` settings (see `setting_values`)."""
+    lines = [f"{k} = {v}" for k, v in values.items() if "." not in k]
+    sections: dict[str, list[str]] = {}
+    for k, v in values.items():
+        section, dot, name = k.partition(".")
+        if dot:
+            sections.setdefault(section, []).append(f"{name} = {v}")
+    for section, body in sections.items():
+        lines += ["", f"[{section}]", *body]
+    return "\n".join(lines) + "\n"
+
+
 def _affected(key: str, old: Policy, new: Policy) -> tuple[str, ...]:
+    """What changing only `key` does to each rule it governs."""
+    only = parse_policy(policy_text({**setting_values(old), key: setting_values(new)[key]}))
     lines = []
     for rule in rules_governed_by(key):
-        if isinstance(rule, StampRule):
-            lines.append(f"{rule.column} on every table")
+        if isinstance(rule, ColumnRule):
+            lines.append(f"{rule.column} on every row of every record table")
             continue
-        before, after = applied(rule, old)[0], applied(rule, new)[0]
-        if key == "identifiers.fields" and before == after:
+        before, after = applied(rule, old).operator, applied(rule, only).operator
+        if before == after == "dropped" or (key == "identifiers.fields" and before == after):
             continue
         change = f"{before} -> {after}" if before != after else after
-        target = ", ".join(rule.columns) or "-"
-        lines.append(f"{rule.kind}.{rule.label} -> {KINDS[rule.kind].table}.{target}: {change}")
+        target = f"{KINDS[rule.kind].table}.{', '.join(rule.columns) or '-'}"
+        lines.append(f"{rule.kind}.{rule.label} -> {target}: {change}")
     return tuple(lines)
 
 
 def explain_diff(old: Policy, new: Policy) -> tuple[SettingChange, ...]:
-    """Each setting that differs, in policy-file order, with its effect on fields and columns."""
-    a, b = policy_settings(old), policy_settings(new)
+    """Each setting that differs (as the audit log lists them), with what that change alone does
+    to which fields and columns."""
+    a, b = setting_values(old), setting_values(new)
     return tuple(
-        SettingChange(key, a[key], b[key], _effect(key, old, new, a[key], b[key]), _affected(key, old, new))
-        for key in POLICY_KEYS
-        if a[key] != b[key]
+        SettingChange(key, a[key], b[key], _effect(key, old, new), _affected(key, old, new))
+        for key, _, _ in diff_settings(old, new)
     )
 
 
@@ -784,22 +826,6 @@ def render_diff(changes: tuple[SettingChange, ...]) -> str:
         return "no differences\n"
     out = []
     for c in changes:
-        out.append(f"{c.key}: {c.old} -> {c.new}")
-        out.append(f"  {c.effect}")
+        out += [f"{c.key}: {c.old} -> {c.new}", f"  {c.effect}"]
         out += [f"    {line}" for line in c.affected]
     return "\n".join(out) + "\n"
-
-
-__all__ = [
-    "FIXED_RULE",
-    "Explanation",
-    "FieldExplanation",
-    "RecordInvalid",
-    "SettingChange",
-    "explain",
-    "explain_diff",
-    "render_diff",
-    "render_text",
-    "to_json",
-    "to_record",
-]

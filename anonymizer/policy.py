@@ -29,6 +29,8 @@ WithoutConsent = Literal["drop", "strip_identifiers"]
 WITHOUT_CONSENT: tuple[WithoutConsent, ...] = ("drop", "strip_identifiers")
 ROTATIONS: tuple[Rotation, ...] = ("never", "daily", "monthly")
 # Fields that identify a person and may only be stored as keyed pseudonyms.
+MAX_IPV4_PREFIX = 24
+MAX_IPV6_PREFIX = 64
 IDENTIFIER_FIELDS = ("user_id", "session_id", "device_id", "imb.serial")
 DEFAULT_PLANS: Mapping[str, int] = MappingProxyType(
     {"free": 30, "standard": 395, "enterprise": 1095}
@@ -143,8 +145,9 @@ def parse_policy(text: str, base: str | None = None) -> Policy:
     r.check_unknown()
     version = r.integer("", "version", None, 1, 2**31 - 1)
     ip = IpPolicy(
-        ipv4_prefix=r.integer("ip", "ipv4_prefix", 24, 0, 32),
-        ipv6_prefix=r.integer("ip", "ipv6_prefix", 48, 0, 128),
+        # capped: a /32 (or a /128) is the full address, which the product never stores
+        ipv4_prefix=r.integer("ip", "ipv4_prefix", 24, 0, MAX_IPV4_PREFIX),
+        ipv6_prefix=r.integer("ip", "ipv6_prefix", 48, 0, MAX_IPV6_PREFIX),
     )
     geo = GeoPolicy(
         granularity=cast(Granularity, r.choice("geo", "granularity", "city", GRANULARITIES))

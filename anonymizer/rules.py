@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-from anonymizer.policy import IDENTIFIER_FIELDS, Policy
+from anonymizer.policy import Policy, default_policy, policy_settings
 
 KindName = Literal["access_log", "device", "event", "mail_scan"]
 Operator = Literal["kept", "truncated", "generalized", "pseudonymized", "redacted", "dropped"]
@@ -58,7 +58,7 @@ class Override:
     """Under this policy setting the rule does something else (e.g. geo `none`: dropped)."""
 
     key: str
-    value: str  # the setting's value as `policy_settings` renders it (TOML syntax)
+    value: str  # the setting's value as `setting_values` renders it (TOML syntax)
     operator: Operator
     how: str
 
@@ -91,11 +91,13 @@ class FieldRule:
 
 
 @dataclass(frozen=True, slots=True)
-class StampRule:
-    """A column that no input field feeds: stamped on every row of every table."""
+class ColumnRule:
+    """A column no input field feeds: stamped on every row, or a table that holds no records."""
 
+    tables: tuple[str, ...]
     column: str
     source: str
+    operator: Operator
     policy_keys: tuple[str, ...]
     how: str
     why: str
@@ -117,8 +119,9 @@ _CONSENT_KEYS = (
     "consent.honour_gpc",
     "consent.honour_dnt",
 )
-_PSEUDONYM_HOW = "keyed BLAKE2b-128 (hex) of the field name and value under the tenant's key for "
-_PSEUDONYM_HOW += "the key epoch"
+_PSEUDONYM_HOW = (
+    "keyed BLAKE2b-128 (hex) of the field name and value under the tenant's key for the key epoch"
+)
 _GEO_NONE = Override("geo.granularity", '"none"', "dropped", "no location is stored")
 _REDACT_NONE = Override("url.redact", "[]", "kept", "url.redact is empty: every segment is kept")
 _QUERY_NONE = Override(
@@ -159,6 +162,28 @@ def _ip(kind: KindName) -> tuple[FieldRule, ...]:
             "not stored.",
             part="geo", personal=True, overrides=(_GEO_NONE,),
         ),
+        _visitor_id(kind, "ip"),
+    )  # fmt: skip
+
+
+_VISITOR_HOW = (
+    "keyed BLAKE2b-128 of (tenant, full address, user agent) under a salt that exists for one "
+    "UTC day plus a grace hour and is then destroyed; empty once the record's day salt is gone"
+)
+_VISITOR_WHY = (
+    "Pseudonymous for one day: once the day's salt is destroyed nothing links the id to the "
+    "address, the agent or any other day."
+)
+_VISITOR_NONE = Override(
+    "identifiers.visitor_id", '"none"', "dropped", "no visitor id is made: the column stays empty"
+)
+
+
+def _visitor_id(kind: KindName, field: str) -> FieldRule:
+    return FieldRule(
+        kind, field, ("visitor_id",), "pseudonymized", ("identifiers.visitor_id",),
+        _VISITOR_HOW, _VISITOR_WHY,
+        part="visitor id", personal=True, overrides=(_VISITOR_NONE,),
     )  # fmt: skip
 
 
@@ -174,6 +199,16 @@ def _pseudonym(kind: KindName, field: str, column: str, consent: bool = False) -
         "tenant's key, which never leaves the data dir, and shredding the epoch's key makes it "
         "unlinkable forever.",
         personal=True, identifier=field,
+    )  # fmt: skip
+
+
+def _route(kind: KindName, field: str, column: str) -> FieldRule:
+    return FieldRule(
+        kind, field, (column,), "generalized", ("url.redact",),
+        "the redacted path with every number, long hex string and placeholder segment as {id} "
+        "(`/orders/42/items` -> `/orders/{id}/items`)",
+        "A route template is shared by every request to that kind of page.",
+        part="route", personal=True,
     )  # fmt: skip
 
 
@@ -203,6 +238,7 @@ RULES: tuple[FieldRule, ...] = (
         "What is left is the page's route, which every visitor of that page shares.",
         personal=True, overrides=(_REDACT_NONE,),
     ),
+    _route("access_log", "path", "route"),
     FieldRule(
         "access_log", "path", ("query",), "dropped", ("url.keep_query_params", "url.redact"),
         "parameters not on the allowlist are dropped; the values of kept ones are redacted like "
@@ -243,6 +279,7 @@ RULES: tuple[FieldRule, ...] = (
         "(a fingerprinting aid).",
         personal=True,
     ),
+    _visitor_id("access_log", "user_agent"),
     _pseudonym("access_log", "user_id", "user_pseudonym"),
     _pseudonym("access_log", "session_id", "session_pseudonym"),
     _kept(
@@ -289,6 +326,7 @@ RULES: tuple[FieldRule, ...] = (
         "A browser family and major version are shared by many people, unlike the full string.",
         personal=True,
     ),
+    _visitor_id("device", "user_agent"),
     # event: POST /v1/events -> usage_events
     _time("event"),
     _kept(
@@ -319,6 +357,7 @@ RULES: tuple[FieldRule, ...] = (
         "What is left is the page's route, which every visitor of that page shares.",
         part="path", personal=True, overrides=(_REDACT_NONE,),
     ),
+    _route("event", "url", "url_route"),
     FieldRule(
         "event", "url", ("url_query",), "dropped", ("url.keep_query_params", "url.redact"),
         "parameters not on the allowlist are dropped; the values of kept ones are redacted like "
@@ -425,47 +464,88 @@ RULES: tuple[FieldRule, ...] = (
     ),
 )  # fmt: skip
 
-STAMPED: tuple[StampRule, ...] = (
-    StampRule(
-        "tenant_id", "the API key of the request (never the body)", (),
+RECORD_TABLES: tuple[str, ...] = tuple(k.table for k in KINDS.values())
+
+STAMPED: tuple[ColumnRule, ...] = (
+    ColumnRule(
+        RECORD_TABLES, "tenant_id", "the API key of the request (never the body)", "kept", (),
         "the tenant the key belongs to",
         "The tenant is the organisation that sent the data, not a person.",
     ),
-    StampRule(
-        "policy_version", "the policy in force", ("version",),
+    ColumnRule(
+        RECORD_TABLES, "policy_version", "the policy in force", "kept", ("version",),
         "the policy's `version`",
         "It names the rules a row was made under, so every row can be audited.",
     ),
-    StampRule(
-        "key_epoch", "the receive time and the policy", ("identifiers.rotation",),
-        "the epoch of the pseudonym key in force: `0`, `2026-11` or `2026-11-25`",
+    ColumnRule(
+        RECORD_TABLES, "key_epoch", "the receive time and the policy", "kept",
+        ("identifiers.rotation",),
+        "the epoch of the pseudonym key in force: `0`, `2026-11` or `2026-11-25` (`2026-11.g1` "
+        "after a manual key rotation)",
         "It names which key made the row's pseudonyms, never the key itself; shredding that "
         "key unlinks them.",
     ),
-    StampRule(
-        "retention_days", "the tenant's plan", ("retention.days", "retention.plans"),
+    ColumnRule(
+        RECORD_TABLES, "retention_days", "the tenant's plan", "kept",
+        ("retention.days", "retention.plans"),
         "days the row is kept, from the tenant's plan (no plan: `retention.days`); drives the "
         "table's TTL",
         "A number of days says nothing about a person.",
     ),
 )  # fmt: skip
 
-# Every policy key, in the order of the policy file.
-POLICY_KEYS: tuple[str, ...] = (
-    "version",
-    "ip.ipv4_prefix",
-    "ip.ipv6_prefix",
-    "geo.granularity",
-    "identifiers.fields",
-    "identifiers.rotation",
-    "url.keep_query_params",
-    "url.redact",
-    "mail.routing_zip",
-    "consent.analytics_without_consent",
-    "consent.honour_gpc",
-    "consent.honour_dnt",
-    "retention.days",
-    "retention.plans",
+# Tables that hold no records: what each column is and why it is not personal data.
+_AUDIT = ("policy_audit",)
+OTHER_COLUMNS: tuple[ColumnRule, ...] = (
+    ColumnRule(
+        _AUDIT, "time", "the time of the policy change", "kept", (),
+        "when the change was put in force",
+        "It dates a configuration change, not a person's action on the tenant's services.",
+    ),
+    ColumnRule(
+        _AUDIT, "tenant_id", "the tenant whose policy changed", "kept", (),
+        "the tenant id",
+        "The tenant is an organisation, not a person.",
+    ),
+    ColumnRule(
+        _AUDIT, "actor", "the API key that made the change", "pseudonymized", (),
+        "the key id: the first 12 hex digits of the key's SHA-256, or `file` / `startup`",
+        "It names an API key, never the key itself or a person; the key is high-entropy, so its "
+        "digest cannot be reversed.",
+    ),
+    ColumnRule(
+        _AUDIT, "source", "how the change arrived", "kept", (),
+        "`startup`, `file` (reload) or `api`",
+        "A channel name says nothing about a person.",
+    ),
+    ColumnRule(
+        _AUDIT, "old_version", "the policy replaced", "kept", (),
+        "its `version`",
+        "A version number says nothing about a person.",
+    ),
+    ColumnRule(
+        _AUDIT, "new_version", "the policy put in force", "kept", (),
+        "its `version`",
+        "A version number says nothing about a person.",
+    ),
+    ColumnRule(
+        _AUDIT, "diff", "the two policies", "kept", (),
+        "one `setting: old -> new` line per changed setting",
+        "Policy settings describe rules, not people.",
+    ),
+)  # fmt: skip
+
+# Every policy key, in the order `anonymizer.policy.policy_settings` lists them.
+POLICY_KEYS: tuple[str, ...] = tuple(policy_settings(default_policy()))
+# Keys that act on whole records rather than on a field's column.
+RECORD_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        "version": "stamped on every row as policy_version",
+        "records.unknown_fields": "a record with a field no rule names is rejected (`reject`) or "
+        "stored without that field (`drop`)",
+        "consent.analytics_without_consent": "a usage event without analytics consent keeps no "
+        "identifiers (`strip_identifiers`) or is not stored (`drop`)",
+    }
 )
 
 
@@ -474,68 +554,56 @@ def rules_for(kind: KindName) -> tuple[FieldRule, ...]:
 
 
 def input_fields(kind: KindName) -> tuple[str, ...]:
-    """The fields a record of `kind` may carry, in table order (any other field is rejected)."""
+    """The fields a record of `kind` may carry, in table order (any other field has no rule)."""
     return tuple(dict.fromkeys(r.field for r in rules_for(kind)))
 
 
-def rules_governed_by(key: str) -> tuple[FieldRule | StampRule, ...]:
+def rules_governed_by(key: str) -> tuple[FieldRule | ColumnRule, ...]:
     """The rules a policy key changes."""
-    every: tuple[FieldRule | StampRule, ...] = (*RULES, *STAMPED)
+    every: tuple[FieldRule | ColumnRule, ...] = (*RULES, *STAMPED, *OTHER_COLUMNS)
     return tuple(r for r in every if key in r.policy_keys)
+
+
+def _bare(key: str) -> str:
+    ok = key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key)
+    return key if ok else _toml(key)
 
 
 def _toml(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return f'"{value}"'
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, Mapping):
         if not value:
             return "{}"
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{_bare(str(k))} = {_toml(v)}" for k, v in value.items()) + " }"
     return str(value)
 
 
-def _redact_rules(policy: Policy) -> list[str]:
-    url = policy.url
-    rules = [name for name, on in (("email", url.redact_email), ("token", url.redact_token),
-                                   ("uuid", url.redact_uuid)) if on]  # fmt: skip
-    if url.digits_run is not None:
-        n = url.digits_run.pattern.removeprefix(r"\d{").removesuffix(",}")
-        rules.append(f"digits>={n}")
-    return rules
+def setting_values(policy: Policy) -> dict[str, str]:
+    """Every setting of `policy` (defaults included) as TOML text, keyed by `section.key`."""
+    return {key: _toml(value) for key, value in policy_settings(policy).items()}
 
 
-def policy_settings(policy: Policy) -> dict[str, str]:
-    """Every setting of `policy` as TOML text, keyed by `POLICY_KEYS` (lists in a fixed order)."""
-    return {
-        "version": _toml(policy.version),
-        "ip.ipv4_prefix": _toml(policy.ip.ipv4_prefix),
-        "ip.ipv6_prefix": _toml(policy.ip.ipv6_prefix),
-        "geo.granularity": _toml(policy.geo.granularity),
-        "identifiers.fields": _toml(
-            [f for f in IDENTIFIER_FIELDS if f in policy.identifiers.fields]
-        ),
-        "identifiers.rotation": _toml(policy.identifiers.rotation),
-        "url.keep_query_params": _toml(sorted(policy.url.keep_query_params)),
-        "url.redact": _toml(_redact_rules(policy)),
-        "mail.routing_zip": _toml(policy.mail.routing_zip),
-        "consent.analytics_without_consent": _toml(policy.consent.analytics_without_consent),
-        "consent.honour_gpc": _toml(policy.consent.honour_gpc),
-        "consent.honour_dnt": _toml(policy.consent.honour_dnt),
-        "retention.days": _toml(policy.retention.days),
-        "retention.plans": _toml(dict(policy.retention.plans)),
-    }
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What a rule does under one policy, and the setting that decided it."""
+
+    operator: Operator
+    how: str
+    rule: str  # the deciding policy key, or the rule's keys, or "fixed rule"
 
 
-def applied(rule: FieldRule, policy: Policy) -> tuple[Operator, str]:
-    """(operator, what it does) for `rule` under `policy`, before any record is seen."""
+def applied(rule: FieldRule, policy: Policy) -> Applied:
+    """What `rule` does under `policy`, before any record is seen."""
     if rule.identifier and rule.identifier not in policy.identifiers.fields:
-        return "dropped", f"{rule.identifier} is not in identifiers.fields: the column stays empty"
-    settings = policy_settings(policy)
+        how = f"{rule.identifier} is not in identifiers.fields: the column stays empty"
+        return Applied("dropped", how, "identifiers.fields")
+    settings = setting_values(policy)
     for o in rule.overrides:
         if settings[o.key] == o.value:
-            return o.operator, o.how
-    return rule.operator, rule.how
+            return Applied(o.operator, o.how, o.key)
+    return Applied(rule.operator, rule.how, rule.rule)

@@ -7,6 +7,7 @@ Rules are compiled once when the policy is built, never per record.
 from __future__ import annotations
 
 import re
+import socket
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import unquote
@@ -68,6 +69,8 @@ class UrlScrubber:
         if not value:
             return value
         plain = unquote(value) if "%" in value else value
+        if _is_ip(plain):  # fixed rule, not a policy choice: a raw address is never stored
+            return "{ip}"
         if self.redact_email and "@" in plain and _EMAIL.match(plain):
             return "{email}"
         if self.redact_uuid and _UUID.match(plain):
@@ -84,7 +87,8 @@ class UrlScrubber:
 
     def _scrub(self, target: str) -> tuple[str, str]:
         path, _, query = target.partition("#")[0].partition("?")
-        path = "/".join(self.redact_value(seg) for seg in path.split("/"))
+        # `;` matrix parameters (`;jsessionid=...`) carry session tokens: dropped with the query
+        path = "/".join(self.redact_value(seg.partition(";")[0]) for seg in path.split("/"))
         if not query or not self.keep_query_params:
             return path, ""
         kept = []
@@ -104,6 +108,18 @@ def route_template(path: str) -> str:
     long hex string or a placeholder becomes `{id}` (`/orders/42/items` -> `/orders/{id}/items`).
     Short numbers are not personal and stay in `path`; the route groups them anyway."""
     return "/".join("{id}" if _ROUTE_ID.match(seg) else seg for seg in path.split("/"))
+
+
+def _is_ip(text: str) -> bool:
+    if _IPV4.match(text):
+        return True
+    if ":" in text:
+        try:
+            socket.inet_pton(socket.AF_INET6, text.strip("[]"))
+        except OSError:
+            return False
+        return True
+    return False
 
 
 def split_url(url: str) -> tuple[str, str]:

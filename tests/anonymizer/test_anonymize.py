@@ -209,4 +209,5 @@ def test_daily_visitor_id() -> None:
     assert other_tenant["visitor_id"] != row["visitor_id"]
     salt_gone = anonymize_access(policy, replace(ctx, visitor_salts={}), RECORD, ENRICH)
     assert salt_gone["visitor_id"] == ""
-    assert anonymize_access(POLICY, ctx, RECORD, ENRICH)["visitor_id"] == ""  # policy says none
+    none = parse_policy('version = 1\n[identifiers]\nvisitor_id = "none"\n')
+    assert anonymize_access(none, ctx, RECORD, ENRICH)["visitor_id"] == ""  # policy says none

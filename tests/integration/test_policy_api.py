@@ -105,7 +105,7 @@ async def test_put_changes_only_that_tenant_and_is_audited(start: AppFactory) ->
     [
         (
             "version = 3\n[ip]\nipv4_prefix = 40\n",
-            "ip.ipv4_prefix (line 3): must be a whole number from 0 to 32",
+            "ip.ipv4_prefix (line 3): must be a whole number from 0 to 24",
         ),
         ("version = 3\n[ip]\nipv4_prefx = 16\n", "ip.ipv4_prefx (line 3): unknown key"),
         ("version = 1\n", "version must be higher than the version in force (1)"),
