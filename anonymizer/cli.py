@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from anonymizer.errors import AnonymizerError, PolicyError
+from anonymizer.errors import AnonymizerError, PolicyError, RecordInvalid
 from anonymizer.explain import (
-    RecordInvalid,
     explain,
     explain_diff,
     render_diff,

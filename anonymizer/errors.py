@@ -18,3 +18,12 @@ class PolicyError(AnonymizerError):
 
 class InvalidValueError(AnonymizerError):
     """A value that cannot be transformed; the message never repeats the value itself."""
+
+
+class RecordInvalid(InvalidValueError):
+    """A raw record that cannot be taken; names the field and the reason, never the value."""
+
+    def __init__(self, field: str, error: str) -> None:
+        self.field = field
+        self.error = error
+        super().__init__(f"{field}: {error}" if field else error)

@@ -13,10 +13,8 @@ Values of personal fields are masked: an explanation never repeats an address or
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from anonymizer.anonymize import (
@@ -25,10 +23,7 @@ from anonymizer.anonymize import (
     anonymize_event,
     anonymize_mail_scan,
 )
-from anonymizer.consent import CATEGORIES
-from anonymizer.errors import InvalidValueError
-from anonymizer.imb import ImbError, parse_imb
-from anonymizer.ip import parse_ip
+from anonymizer.errors import RecordInvalid
 from anonymizer.policy import Policy, diff_settings, parse_policy
 from anonymizer.pseudonym import DAY_MS, PseudonymKey
 from anonymizer.rules import (
@@ -47,8 +42,6 @@ from anonymizer.rules import (
 )
 from anonymizer.types import (
     AccessRecord,
-    ClientIp,
-    Consent,
     DeviceRecord,
     Enrichment,
     EventRecord,
@@ -56,6 +49,13 @@ from anonymizer.types import (
     TenantContext,
 )
 from anonymizer.url import split_url
+from anonymizer.validate import (
+    TimeWindow,
+    validate_access,
+    validate_device,
+    validate_event,
+    validate_mail_scan,
+)
 
 DEMO_KEY = PseudonymKey("explain", bytes(32))
 DEMO_SALT = bytes(32)
@@ -72,246 +72,23 @@ Record = AccessRecord | DeviceRecord | EventRecord | MailScanRecord
 Row = dict[str, Any]
 
 
-class RecordInvalid(InvalidValueError):
-    """A raw record the collector would reject; names the field and reason, never the value."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        self.reason = reason
-        super().__init__(f"{field}: {reason}" if field else reason)
-
-
-# --- raw JSON -> typed record (mirrors collector/records.py, devices.py, events.py, ...) ------
-
-_EPOCH_SECONDS_LIMIT = 100_000_000_000  # below: epoch seconds; above: milliseconds
-_PROPERTY_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")
-MAX_PROPERTIES = 64
-
-
-def _time(raw: Mapping[str, Any]) -> int:
-    """Epoch ms; absent: 0 (the collector stamps the receive time, not knowable here). The
-    collector also rejects times outside the tenant's retention window; explain does not."""
-    value = raw.get("time")
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        raise RecordInvalid("time", "must be an RFC 3339 string or epoch seconds/milliseconds")
-    if isinstance(value, int | float):
-        return int(value * 1000) if abs(value) < _EPOCH_SECONDS_LIMIT else int(value)
-    if isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value)
-        except ValueError:
-            raise RecordInvalid("time", "not an RFC 3339 time") from None
-        if dt.tzinfo is None:
-            raise RecordInvalid("time", "RFC 3339 time needs an offset (Z or +hh:mm)")
-        return int(dt.timestamp() * 1000)
-    raise RecordInvalid("time", "must be an RFC 3339 string or epoch seconds/milliseconds")
-
-
-def _string(raw: Mapping[str, Any], name: str, limit: int) -> str:
-    value = raw.get(name)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise RecordInvalid(name, "must be a string")
-    if len(value) > limit:
-        raise RecordInvalid(name, f"longer than {limit} characters")
-    return value
-
-
-def _required(raw: Mapping[str, Any], name: str, limit: int) -> str:
-    value = _string(raw, name, limit)
-    if not value:
-        raise RecordInvalid(name, "is required")
-    return value
-
-
-def _identifier(raw: Mapping[str, Any], name: str) -> str:
-    value = raw.get(name)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return _string(raw, name, 256)
-
-
-def _integer(raw: Mapping[str, Any], name: str, lo: int, hi: int) -> int:
-    value = raw.get(name)
-    if value is None:
-        return 0
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise RecordInvalid(name, "must be a whole number")
-    if not lo <= value <= hi:
-        raise RecordInvalid(name, f"must be from {lo} to {hi}")
-    return value
-
-
-def _ip(raw: Mapping[str, Any], required: bool) -> ClientIp | None:
-    text = raw.get("ip")
-    if text is None or text == "":
-        if required:
-            raise RecordInvalid("ip", "is required")
-        return None
-    if not isinstance(text, str):
-        raise RecordInvalid("ip", "must be a string")
-    try:
-        return parse_ip(text)
-    except InvalidValueError:
-        raise RecordInvalid("ip", "not an IP address") from None
-
-
-def _access(raw: Mapping[str, Any]) -> AccessRecord:
-    ip = _ip(raw, required=True)
-    assert ip is not None
-    method = _string(raw, "method", 16)
-    if method and not (method.isascii() and method.replace("-", "").isalpha()):
-        raise RecordInvalid("method", "must be an HTTP method name")
-    path = _string(raw, "path", 8192)
-    host = _string(raw, "host", 255)
-    if "://" in path:  # absolute-form request target (proxies)
-        authority, path = split_url(path)
-        host = host or authority
-    duration = raw.get("duration_ms")
-    if duration is not None and (
-        not isinstance(duration, int | float) or isinstance(duration, bool) or duration < 0
-    ):
-        raise RecordInvalid("duration_ms", "must be a number >= 0")
-    status = _integer(raw, "status", 0, 999)
-    if status and not 100 <= status <= 599:
-        raise RecordInvalid("status", "must be an HTTP status from 100 to 599")
-    return AccessRecord(
-        time_ms=_time(raw),
-        ip=ip,
-        method=method.upper(),
-        host=host,
-        path=path,
-        status=status,
-        bytes=_integer(raw, "bytes", 0, 2**63 - 1),
-        duration_ms=float(duration) if duration is not None else None,
-        referrer=_string(raw, "referrer", 4096),
-        user_agent=_string(raw, "user_agent", 2048),
-        user_id=_identifier(raw, "user_id"),
-        session_id=_identifier(raw, "session_id"),
-        service=_string(raw, "service", 64),
-    )
-
-
-def _device(raw: Mapping[str, Any]) -> DeviceRecord:
-    device_id = _identifier(raw, "device_id")
-    if not device_id:
-        raise RecordInvalid("device_id", "is required")
-    return DeviceRecord(
-        time_ms=_time(raw),
-        device_id=device_id,
-        user_id=_identifier(raw, "user_id"),
-        manufacturer=_string(raw, "manufacturer", 64),
-        model=_string(raw, "model", 128),
-        os=_string(raw, "os", 64),
-        os_version=_string(raw, "os_version", 32),
-        app_version=_string(raw, "app_version", 32),
-        screen=_string(raw, "screen", 32),
-        locale=_string(raw, "locale", 35),
-        ip=_ip(raw, required=False),
-        user_agent=_string(raw, "user_agent", 2048),
-    )
-
-
-def _properties(raw: Mapping[str, Any]) -> tuple[tuple[str, str | int | float | bool], ...]:
-    props = raw.get("properties")
-    if props is None:
-        return ()
-    if not isinstance(props, dict):
-        raise RecordInvalid("properties", "must be an object of string, number or boolean values")
-    if len(props) > MAX_PROPERTIES:
-        raise RecordInvalid("properties", f"more than {MAX_PROPERTIES} properties")
-    out: list[tuple[str, str | int | float | bool]] = []
-    for key, value in props.items():
-        if not _PROPERTY_KEY.fullmatch(key):
-            raise RecordInvalid(
-                "properties", "keys must be names of letters, digits and _.:- (<= 64)"
-            )
-        if isinstance(value, dict | list):
-            raise RecordInvalid(
-                f"properties.{key}", "nested values are not allowed: flatten the map"
-            )
-        if value is None:
-            continue
-        if not isinstance(value, str | int | float | bool):
-            raise RecordInvalid(f"properties.{key}", "must be a string, number or boolean")
-        if isinstance(value, str) and len(value) > 512:
-            raise RecordInvalid(f"properties.{key}", "longer than 512 characters")
-        out.append((key, value))
-    return tuple(out)
-
-
-def _flag(raw: Mapping[str, Any], name: str) -> bool:
-    value = raw.get(name)
-    if value is None:
-        return False
-    if isinstance(value, bool):
-        return value
-    if value in (0, 1, "0", "1"):  # the DNT and Sec-GPC headers are "1"
-        return value in (1, "1")
-    raise RecordInvalid(name, "must be true or false")
-
-
-def _consent(raw: Mapping[str, Any]) -> Consent:
-    value = raw.get("consent")
-    categories: frozenset[str] | None = None
-    if value is not None:
-        if isinstance(value, str):
-            value = [c.strip() for c in value.split(",") if c.strip()]
-        if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-            raise RecordInvalid("consent", "must be a list of categories")
-        if set(value) - CATEGORIES:
-            raise RecordInvalid("consent", "categories are essential, analytics, preference")
-        categories = frozenset(value)
-    return Consent(categories, _flag(raw, "gpc"), _flag(raw, "dnt"))
-
-
-def _event(raw: Mapping[str, Any]) -> EventRecord:
-    return EventRecord(
-        time_ms=_time(raw),
-        event=_required(raw, "event", 128),
-        feature=_string(raw, "feature", 128),
-        action=_string(raw, "action", 128),
-        user_id=_identifier(raw, "user_id"),
-        session_id=_identifier(raw, "session_id"),
-        url=_string(raw, "url", 8192),
-        properties=_properties(raw),
-        consent=_consent(raw),
-    )
-
-
-def _mail_scan(raw: Mapping[str, Any]) -> MailScanRecord:
-    try:
-        imb = parse_imb(_required(raw, "imb", 80))
-    except ImbError as e:
-        raise RecordInvalid("imb", str(e)) from None
-    facility = _string(raw, "facility_zip", 10).replace("-", "")
-    if facility and not (facility.isascii() and facility.isdigit() and len(facility) in (5, 9)):
-        raise RecordInvalid("facility_zip", "must be a 5-digit ZIP or ZIP+4")
-    return MailScanRecord(
-        time_ms=_time(raw),
-        imb=imb,
-        event=_string(raw, "event", 64),
-        facility_zip=facility[:5],
-        operation_code=_string(raw, "operation_code", 16),
-        mail_class=_string(raw, "mail_class", 32),
-        delivery_status=_string(raw, "delivery_status", 64),
-    )
+# Any time is accepted and a missing one reads as 0: the collector's retention window and receive
+# time depend on the tenant and the moment, which an explanation does not have.
+_ANY_TIME = TimeWindow(now_ms=0, oldest_ms=-(2**62), newest_ms=2**62)
+_VALIDATORS: dict[str, Callable[[Any, TimeWindow], Record]] = {
+    "access_log": validate_access,
+    "device": validate_device,
+    "event": validate_event,
+    "mail_scan": validate_mail_scan,
+}
 
 
 def to_record(kind: KindName, raw: Mapping[str, Any]) -> Record:
-    """The typed record the collector would build from `raw`; unknown fields are ignored here
-    (the collector rejects them; `explain` reports them). Raises `RecordInvalid`."""
+    """The typed record the collector builds from `raw`, by the collector's own validators;
+    unknown fields are left out here (the collector rejects them; `explain` reports them).
+    Raises `RecordInvalid`."""
     known = {k: v for k, v in raw.items() if k in input_fields(kind)}
-    if kind == "access_log":
-        return _access(known)
-    if kind == "device":
-        return _device(known)
-    if kind == "event":
-        return _event(known)
-    return _mail_scan(known)
+    return _VALIDATORS[kind](known, _ANY_TIME)
 
 
 def demo_context(time_ms: int) -> TenantContext:

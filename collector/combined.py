@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collector.errors import RecordError
+from anonymizer.errors import RecordInvalid
 
 _LINE = re.compile(
     r"^(?P<ip>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] "
@@ -32,12 +32,12 @@ def parse_clf_time(text: str) -> int:
     """`17/May/2015:10:05:03 +0000` -> epoch milliseconds."""
     m = _TIME.match(text)
     if not m or m.group(2) not in _MONTHS:
-        raise RecordError("time", "not a combined-log time (dd/Mon/yyyy:HH:MM:SS +zzzz)")
+        raise RecordInvalid("time", "not a combined-log time (dd/Mon/yyyy:HH:MM:SS +zzzz)")
     d, mon, y, hh, mm, ss, sign, oh, om = m.groups()
     try:
         dt = datetime(int(y), _MONTHS[mon], int(d), int(hh), int(mm), int(ss), tzinfo=UTC)
     except ValueError:
-        raise RecordError("time", "not a valid date") from None
+        raise RecordInvalid("time", "not a valid date") from None
     offset = timedelta(hours=int(oh), minutes=int(om))
     dt = dt - offset if sign == "+" else dt + offset
     return int(dt.timestamp()) * 1000
@@ -47,7 +47,7 @@ def parse_combined(line: str) -> dict[str, Any]:
     """One log line as a raw record dict (validated later like any JSON record)."""
     m = _LINE.match(line)
     if not m:
-        raise RecordError("line", "not an Apache/Nginx combined log line")
+        raise RecordInvalid("line", "not an Apache/Nginx combined log line")
     request = m.group("request")
     parts = request.split(" ")
     if len(parts) == 3:

@@ -12,8 +12,9 @@ from typing import Any
 
 import orjson
 
+from anonymizer.errors import RecordInvalid
 from collector.combined import parse_combined
-from collector.errors import BadRequest, PayloadTooLarge, RecordError, UnsupportedMediaType
+from collector.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
@@ -26,7 +27,7 @@ class Failed:
 
     __slots__ = ("error",)
 
-    def __init__(self, error: RecordError) -> None:
+    def __init__(self, error: RecordInvalid) -> None:
         self.error = error
 
 
@@ -79,12 +80,12 @@ def decode_ndjson(body: bytes) -> list[Item]:
     out: list[Item] = []
     for line in _lines(body):
         if not line.strip():
-            out.append(Failed(RecordError("", "empty line")))
+            out.append(Failed(RecordInvalid("", "empty line")))
             continue
         try:
             out.append(orjson.loads(line))
         except orjson.JSONDecodeError as e:
-            out.append(Failed(RecordError("", f"line is not valid JSON: {e.msg}")))
+            out.append(Failed(RecordInvalid("", f"line is not valid JSON: {e.msg}")))
     return out
 
 
@@ -93,7 +94,7 @@ def decode_combined(body: bytes) -> list[Item]:
     for line in _lines(body):
         try:
             out.append(parse_combined(line))
-        except RecordError as e:
+        except RecordInvalid as e:
             out.append(Failed(e))
     return out
 

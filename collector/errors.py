@@ -24,15 +24,6 @@ class MigrationError(SinkError):
     """A schema migration failed; the service does not start on a half-migrated schema."""
 
 
-class RecordError(CollectorError):
-    """One record is invalid; the request goes on with the others."""
-
-    def __init__(self, field: str, error: str) -> None:
-        self.field = field
-        self.error = error
-        super().__init__(f"{field}: {error}")
-
-
 class HttpError(CollectorError):
     """An error answered to the client as `{"error": ..., "detail": ...}` with `status`."""
 

@@ -9,10 +9,11 @@ import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
+from anonymizer.errors import RecordInvalid
 from collector import otlp
 from collector.appkeys import BATCHERS, CONFIG, IDEMPOTENCY, METRICS, PIPELINE, TENANT
 from collector.decode import Failed, check_count, check_encoding, decoder_for
-from collector.errors import BadRequest, PayloadTooLarge, RecordError
+from collector.errors import BadRequest, PayloadTooLarge
 from collector.idempotency import Answer
 from collector.kinds import KINDS, OTLP_UNMAPPED, Kind
 from collector.pipeline import Outcome
@@ -96,7 +97,7 @@ async def ingest_otlp(request: web.Request) -> web.Response:
         pairs = [
             (KINDS[d.kind], d.record)
             if isinstance(d, otlp.OtlpItem)
-            else (OTLP_UNMAPPED, Failed(RecordError("", d.error)))
+            else (OTLP_UNMAPPED, Failed(RecordInvalid("", d.error)))
             for d in decoded
         ]
         outcome = app[PIPELINE].process(request[TENANT], pairs)

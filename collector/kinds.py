@@ -9,13 +9,20 @@ from typing import Any
 
 from anonymizer import Enrichment, Policy, TenantContext, anonymize_access
 from anonymizer.anonymize import anonymize_device, anonymize_event, anonymize_mail_scan
+from anonymizer.errors import RecordInvalid
 from anonymizer.types import AccessRecord, DeviceRecord, EventRecord, MailScanRecord
-from collector.devices import DEVICE_FIELDS, validate_device
+from anonymizer.validate import (
+    ACCESS_FIELDS,
+    DEVICE_FIELDS,
+    EVENT_FIELDS,
+    MAIL_SCAN_FIELDS,
+    TimeWindow,
+    validate_access,
+    validate_device,
+    validate_event,
+    validate_mail_scan,
+)
 from collector.enrich import Enricher
-from collector.errors import RecordError
-from collector.events import EVENT_FIELDS, validate_event
-from collector.mail_scans import MAIL_SCAN_FIELDS, validate_mail_scan
-from collector.records import ACCESS_FIELDS, TimeWindow, validate_access
 
 Row = dict[str, Any]
 # (row or None when policy drops the record, reason it was dropped or stripped or "")
@@ -65,7 +72,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (ACCESS_LOG, DEVICE, EVENT, MAIL_SC
 
 
 def _unmapped(raw: Any, window: TimeWindow) -> Any:
-    raise RecordError("", "no record kind")
+    raise RecordInvalid("", "no record kind")
 
 
 # Stands for OTLP log records that map onto no kind, so they are counted and reported like any

@@ -15,14 +15,14 @@ from typing import Any
 import orjson
 
 from anonymizer import TenantContext
+from anonymizer.errors import RecordInvalid
+from anonymizer.validate import TimeWindow
 from collector.auth import Tenant
 from collector.decode import Failed, Item
 from collector.enrich import Enricher
-from collector.errors import RecordError
 from collector.keys import KeyStore
 from collector.kinds import Kind
 from collector.policies import PolicyStore
-from collector.records import TimeWindow
 from collector.salts import SaltStore
 
 MAX_ERRORS = 100
@@ -42,7 +42,7 @@ class Outcome:
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
 
-    def reject(self, kind: str, index: int, error: RecordError) -> None:
+    def reject(self, kind: str, index: int, error: RecordInvalid) -> None:
         # metric labels stay a small fixed set: no sender-chosen names (unknown fields, map keys)
         label = "<unknown>" if error.error == "unknown field" else error.field.split(".", 1)[0]
         self.rejected[(kind, label)] += 1
@@ -103,7 +103,7 @@ class Pipeline:
                 item = known
             try:
                 record = kind.validate(item, window)
-            except RecordError as e:
+            except RecordInvalid as e:
                 out.reject(kind.name, index, e)
                 continue
             row, reason = kind.build_row(policy, ctx, record, enricher)

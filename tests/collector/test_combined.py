@@ -1,7 +1,7 @@
 import pytest
 
+from anonymizer.errors import RecordInvalid
 from collector.combined import parse_clf_time, parse_combined
-from collector.errors import RecordError
 from tests.conftest import ACCESS_LOG
 
 
@@ -69,6 +69,6 @@ def test_time_offsets(text: str, ms: int) -> None:
     ],
 )
 def test_bad_lines_name_the_field(line: str, field: str) -> None:
-    with pytest.raises(RecordError) as e:
+    with pytest.raises(RecordInvalid) as e:
         parse_combined(line)
     assert e.value.field == field

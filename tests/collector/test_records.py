@@ -3,8 +3,8 @@ from typing import Any
 
 import pytest
 
-from collector.errors import RecordError
-from collector.records import DAY_MS, TimeWindow, parse_time, validate_access
+from anonymizer.errors import RecordInvalid
+from anonymizer.validate import DAY_MS, TimeWindow, parse_time, validate_access
 
 NOW = 1_764_000_000_000  # 2025-11-24T16:00Z
 WINDOW = TimeWindow.around(NOW, 30)
@@ -74,13 +74,13 @@ def test_absolute_form_target_splits_host() -> None:
     ],
 )  # fmt: skip
 def test_errors_name_the_field(raw: Any, field: str, error: str) -> None:
-    with pytest.raises(RecordError) as e:
+    with pytest.raises(RecordInvalid) as e:
         validate_access(raw, WINDOW)
     assert (e.value.field, e.value.error) == (field, error)
 
 
 def test_error_never_quotes_the_value() -> None:
-    with pytest.raises(RecordError) as e:
+    with pytest.raises(RecordInvalid) as e:
         validate_access({"ip": "alice@example.com"}, WINDOW)
     assert "alice" not in str(e.value)
 

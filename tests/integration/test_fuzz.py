@@ -13,10 +13,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.devices import DEVICE_FIELDS
-from collector.events import EVENT_FIELDS
-from collector.mail_scans import MAIL_SCAN_FIELDS
-from collector.records import ACCESS_FIELDS
+from anonymizer.validate import ACCESS_FIELDS, DEVICE_FIELDS, EVENT_FIELDS, MAIL_SCAN_FIELDS
 from tests.conftest import AppFactory, auth
 
 ROUTES = ["/v1/logs", "/v1/devices", "/v1/events", "/v1/mail-scans", "/otlp/v1/logs"]

@@ -25,16 +25,19 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from anonymizer.errors import RecordInvalid
+from anonymizer.validate import (
+    ACCESS_FIELDS,
+    DEVICE_FIELDS,
+    EVENT_FIELDS,
+    MAIL_SCAN_FIELDS,
+    TimeWindow,
+)
 from collector.appkeys import SINK
 from collector.auth import hash_key
 from collector.config import ApiKeyConfig, Config, ServerConfig, TenantConfig
-from collector.devices import DEVICE_FIELDS
-from collector.errors import RecordError
-from collector.events import EVENT_FIELDS
 from collector.kinds import KINDS
-from collector.mail_scans import MAIL_SCAN_FIELDS
 from collector.middlewares import PUBLIC_PATHS
-from collector.records import ACCESS_FIELDS, TimeWindow
 from tests.conftest import REPO, AppFactory, auth, tenants
 from tests.integration.test_kinds import BARS, ROUTING, TRACKING
 
@@ -372,7 +375,7 @@ MINIMAL = {
 def validator_accepts(kind: str, record: Any) -> bool:
     try:
         KINDS[kind].validate(record, WINDOW)
-    except RecordError:
+    except RecordInvalid:
         return False
     return True
 

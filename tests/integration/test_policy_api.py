@@ -174,6 +174,8 @@ async def test_sighup_reloads(start: AppFactory, tmp_path: Path) -> None:
     policy.write_text("version = 1\n")
     client = await start(policy_file=policy)
     policy.write_text("version = 4\n")
+    # the app's handler must be in place, or SIGHUP's default action would end the test run
+    assert signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, signal.SIG_IGN, None)
     os.kill(os.getpid(), signal.SIGHUP)
     for _ in range(100):
         await asyncio.sleep(0.02)
