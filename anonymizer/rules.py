@@ -212,6 +212,36 @@ def _route(kind: KindName, field: str, column: str) -> FieldRule:
     )  # fmt: skip
 
 
+def _url(
+    kind: KindName, field: str, path: str, route: str, query: str, path_part: str = ""
+) -> tuple[FieldRule, ...]:
+    """The four rules of a URL-like field: its path, route template, query and fragment."""
+    return (
+        FieldRule(
+            kind, field, (path,), "redacted", ("url.redact",),
+            "segments that look like an email, UUID, token or a run of digits become {email}, "
+            "{uuid}, {token}, {id}",
+            "What is left is the page's route, which every visitor of that page shares.",
+            part=path_part, personal=True, overrides=(_REDACT_NONE,),
+        ),
+        _route(kind, field, route),
+        FieldRule(
+            kind, field, (query,), "dropped", ("url.keep_query_params", "url.redact"),
+            "parameters not on the allowlist are dropped; the values of kept ones are redacted "
+            "like path segments",
+            "Only allow-listed parameters such as campaign tags survive; search terms, tokens "
+            "and ids in the query are never stored.",
+            part="query", personal=True, overrides=(_QUERY_NONE,),
+        ),
+        FieldRule(
+            kind, field, (), "dropped", (),
+            "the `#fragment` is dropped",
+            "Nothing of the fragment is stored.",
+            part="fragment", personal=True,
+        ),
+    )  # fmt: skip
+
+
 def _kept(kind: KindName, field: str, how: str, why: str, column: str = "") -> FieldRule:
     return FieldRule(kind, field, (column or field,), "kept", (), how, why)
 
@@ -231,28 +261,7 @@ RULES: tuple[FieldRule, ...] = (
         "lower-cased without the port; a host that is an IP literal becomes {ip}",
         "The requested site belongs to the tenant, not to the visitor.",
     ),
-    FieldRule(
-        "access_log", "path", ("path",), "redacted", ("url.redact",),
-        "segments that look like an email, UUID, token or a run of digits become {email}, "
-        "{uuid}, {token}, {id}",
-        "What is left is the page's route, which every visitor of that page shares.",
-        personal=True, overrides=(_REDACT_NONE,),
-    ),
-    _route("access_log", "path", "route"),
-    FieldRule(
-        "access_log", "path", ("query",), "dropped", ("url.keep_query_params", "url.redact"),
-        "parameters not on the allowlist are dropped; the values of kept ones are redacted like "
-        "path segments",
-        "Only allow-listed parameters such as campaign tags survive; search terms, tokens and "
-        "ids in the query are never stored.",
-        part="query", personal=True, overrides=(_QUERY_NONE,),
-    ),
-    FieldRule(
-        "access_log", "path", (), "dropped", (),
-        "the `#fragment` is dropped",
-        "Nothing of the fragment is stored.",
-        part="fragment", personal=True,
-    ),
+    *_url("access_log", "path", "path", "route", "query"),
     _kept(
         "access_log", "status", "stored as sent",
         "An HTTP status code describes the response, not the person.",
@@ -350,28 +359,7 @@ RULES: tuple[FieldRule, ...] = (
         "The site belongs to the tenant, not to the visitor.",
         part="host", personal=True,
     ),
-    FieldRule(
-        "event", "url", ("url_path",), "redacted", ("url.redact",),
-        "segments that look like an email, UUID, token or a run of digits become {email}, "
-        "{uuid}, {token}, {id}",
-        "What is left is the page's route, which every visitor of that page shares.",
-        part="path", personal=True, overrides=(_REDACT_NONE,),
-    ),
-    _route("event", "url", "url_route"),
-    FieldRule(
-        "event", "url", ("url_query",), "dropped", ("url.keep_query_params", "url.redact"),
-        "parameters not on the allowlist are dropped; the values of kept ones are redacted like "
-        "path segments",
-        "Only allow-listed parameters such as campaign tags survive; search terms, tokens and "
-        "ids in the query are never stored.",
-        part="query", personal=True, overrides=(_QUERY_NONE,),
-    ),
-    FieldRule(
-        "event", "url", (), "dropped", (),
-        "the `#fragment` is dropped",
-        "Nothing of the fragment is stored.",
-        part="fragment", personal=True,
-    ),
+    *_url("event", "url", "url_path", "url_route", "url_query", path_part="path"),
     FieldRule(
         "event", "properties", ("properties",), "redacted", (),
         "keys kept; values that look like an email, phone number, IP address or a run of 6+ "
