@@ -56,8 +56,9 @@ def serve(mode: str, port: int, data: Path, geoip: str | None) -> None:
     from aiohttp import web
 
     from collector.app import create_app
-    from collector.appkeys import ACCESS_BATCHER, PIPELINE
+    from collector.appkeys import BATCHERS, PIPELINE
     from collector.auth import Tenant
+    from collector.kinds import ACCESS_LOG
 
     app = create_app(config(data, geoip))
     if mode == "floor":
@@ -65,16 +66,15 @@ def serve(mode: str, port: int, data: Path, geoip: str | None) -> None:
 
         async def floor(request: web.Request) -> web.Response:
             if not precomputed:
-                out = request.app[PIPELINE].process(
-                    Tenant("bench", "standard", "k"), corpus_records()
-                )
-                precomputed.extend(out.rows)
+                tenant = Tenant("bench", "standard", "k")
+                items = [(ACCESS_LOG, r) for r in corpus_records()]
+                precomputed.extend(request.app[PIPELINE].process(tenant, items).rows["access_log"])
             records = orjson.loads(await request.read())
             start = (len(records) * hash(records[0]["path"])) % (len(precomputed) - len(records))
             rows = [
                 orjson.dumps(orjson.loads(r)) for r in precomputed[start : start + len(records)]
             ]
-            await request.app[ACCESS_BATCHER].submit(rows)
+            await request.app[BATCHERS].submit({"access_log": rows})
             return web.json_response({"accepted": len(rows)}, status=202)
 
         app.router.add_post("/floor/v1/logs", floor)
