@@ -31,9 +31,7 @@ def anonymize_access(
 ) -> dict[str, Any]:
     """The `access_log` row for one record; the full IP and raw identifiers stop here."""
     path, query = policy.url.scrub(record.path)
-    geo = generalize_geo(enrichment.geo, policy.geo.granularity)
     ua = enrichment.user_agent
-    ids = policy.identifiers.fields
     return {
         "tenant_id": ctx.tenant_id,
         "time": record.time_ms / 1000,
@@ -47,11 +45,7 @@ def anonymize_access(
         "bytes": record.bytes,
         "duration_ms": record.duration_ms,
         "referrer_host": referrer_host(record.referrer),
-        "ip_prefix": truncate_ip(record.ip, policy.ip.ipv4_prefix, policy.ip.ipv6_prefix),
-        "ip_version": record.ip.version,
-        "geo_country": geo.country,
-        "geo_region": geo.region,
-        "geo_city": geo.city,
+        **_network(policy, record.ip, enrichment),
         "browser_family": ua.browser_family,
         "browser_major": ua.browser_major,
         "os_family": ua.os_family,
@@ -63,16 +57,10 @@ def anonymize_access(
         "is_tablet": ua.is_tablet,
         "is_pc": ua.is_pc,
         "is_bot": ua.is_bot,
-        "user_pseudonym": pseudonymize(ctx.key, "user_id", record.user_id)
-        if "user_id" in ids
-        else "",
-        "session_pseudonym": pseudonymize(ctx.key, "session_id", record.session_id)
-        if "session_id" in ids
-        else "",
+        "user_pseudonym": _pseudonym(policy, ctx, "user_id", record.user_id),
+        "session_pseudonym": _pseudonym(policy, ctx, "session_id", record.session_id),
         "visitor_id": _visitor_id(policy, ctx, record.time_ms, record.ip, record.user_agent),
-        "policy_version": policy.version,
-        "key_epoch": ctx.key.epoch,
-        "retention_days": policy.retention.days_for(ctx.plan),
+        **_stamp(policy, ctx),
     }
 
 
