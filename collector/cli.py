@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+import ssl
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 from collector.auth import hash_key, new_api_key
-from collector.config import load_config
+from collector.config import ServerConfig, check_transport, load_config
 from collector.errors import CollectorError
 from collector.sink_chdb import ChdbSink
 
@@ -44,11 +45,17 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(config)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
-    log.info("collector listening on http://%s:%d (storage: %s)", host, port, config.storage.path)
+    check_transport(host, config.server)
+    ssl_context = tls_context(config.server)
+    scheme = "https" if ssl_context else "http"
+    log.info(
+        "collector listening on %s://%s:%d (storage: %s)", scheme, host, port, config.storage.path
+    )
     web.run_app(
         app,
         host=host,
         port=port,
+        ssl_context=ssl_context,
         shutdown_timeout=config.server.shutdown_timeout_s,
         access_log_class=AccessLogger,
         print=None,
@@ -56,6 +63,19 @@ def _serve(args: argparse.Namespace) -> int:
     )
     log.info("collector stopped")
     return 0
+
+
+def tls_context(server: ServerConfig) -> ssl.SSLContext | None:
+    """TLS 1.2+ with the configured certificate chain, or None for plain HTTP."""
+    if server.tls_cert is None or server.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(server.tls_cert, server.tls_key)
+    except (OSError, ssl.SSLError) as e:
+        raise CollectorError(f"server.tls_cert / tls_key: cannot load: {e}") from e
+    return context
 
 
 def _open_sink(config_path: str) -> ChdbSink:

@@ -29,6 +29,9 @@ class ServerConfig:
     max_decompressed_bytes: int = 64 * MIB
     max_records: int = 10_000
     shutdown_timeout_s: int = 30
+    tls_cert: Path | None = None  # PEM certificate chain; with tls_key, the collector serves HTTPS
+    tls_key: Path | None = None
+    allow_plaintext: bool = False  # plain HTTP off loopback: only behind a TLS-terminating proxy
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +144,12 @@ def parse_config(text: str, base: Path) -> Config:
         ),
         max_records=_int(server, "server.max_records", d.max_records, 1, 10**7),
         shutdown_timeout_s=_int(server, "server.shutdown_timeout_s", d.shutdown_timeout_s, 1, 3600),
+        tls_cert=_optional_path(base, _str(server, "server.tls_cert", "")),
+        tls_key=_optional_path(base, _str(server, "server.tls_key", "")),
+        allow_plaintext=_bool(server, "server.allow_plaintext", False),
     )
+    if (server_cfg.tls_cert is None) != (server_cfg.tls_key is None):
+        raise ConfigError("server.tls_cert and server.tls_key: set both, or neither")
     engine = _str(storage, "storage.engine", "embedded")
     if engine != "embedded":
         raise ConfigError('storage.engine: must be "embedded" (the only engine in this version)')
@@ -261,6 +269,32 @@ def _int(table: Mapping[str, Any], dotted: str, default: int, lo: int, hi: int) 
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
         raise ConfigError(f"{dotted}: must be a whole number from {lo} to {hi}")
     return value
+
+
+def _bool(table: Mapping[str, Any], dotted: str, default: bool) -> bool:
+    value = table.get(dotted.rsplit(".", 1)[-1], default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{dotted}: must be true or false")
+    return value
+
+
+def _optional_path(base: Path, value: str) -> Path | None:
+    return _path(base, value) if value else None
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def check_transport(host: str, server: ServerConfig) -> None:
+    """Encryption in transit is a promise: plain HTTP is served on loopback only, unless the
+    operator says a proxy in front terminates TLS (`allow_plaintext = true`)."""
+    if server.tls_cert is None and not is_loopback(host) and not server.allow_plaintext:
+        raise ConfigError(
+            f"server: plain HTTP on {host} would carry personal data unencrypted: set "
+            "server.tls_cert and server.tls_key, or allow_plaintext = true when a proxy in front "
+            "terminates TLS"
+        )
 
 
 def _path(base: Path, value: str) -> Path:

@@ -120,3 +120,58 @@ def test_bad_config_stops_with_the_key_named(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text("[server]\nprot = 1\n")
     out = collector("serve", "--config", "c.toml", cwd=tmp_path)
     assert out.returncode == 2 and "server.prot: unknown key" in out.stderr
+
+
+async def test_tls(tmp_path: Path) -> None:
+    """With tls_cert/tls_key the collector speaks HTTPS only; the client verifies the chain."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    port = free_port()
+    (tmp_path / "c.toml").write_text(
+        f'[server]\nport = {port}\ntls_cert = "server.pem"\ntls_key = "server.pem"\n'
+        '[storage]\npath = "data"\n[[tenants]]\nid = "t"\n'
+        f'api_key_sha256 = ["{__import__("hashlib").sha256(b"k").hexdigest()}"]\n'
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "collector", "serve", "--config", "c.toml",
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        client_ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        deadline = time.monotonic() + 60
+        async with aiohttp.ClientSession() as s:
+            while True:
+                assert proc.returncode is None and time.monotonic() < deadline
+                try:
+                    async with s.get(f"https://127.0.0.1:{port}/healthz", ssl=client_ctx) as r:
+                        assert r.status == 200
+                        break
+                except aiohttp.ClientConnectorError:
+                    await asyncio.sleep(0.1)
+            async with s.post(
+                f"https://127.0.0.1:{port}/v1/events", json={"event": "e"},
+                headers={"Authorization": "Bearer k"}, ssl=client_ctx,
+            ) as r:  # fmt: skip
+                assert r.status == 202
+            with pytest.raises(aiohttp.ClientError):  # plain HTTP is not served
+                async with s.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    await r.read()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0
+
+
+def test_plain_http_off_loopback_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text('[server]\nhost = "0.0.0.0"\n[storage]\npath = "d"\n')
+    out = collector("serve", "--config", "c.toml", cwd=tmp_path)
+    assert out.returncode == 2 and "unencrypted" in out.stderr
+    (tmp_path / "c.toml").write_text('[server]\ntls_cert = "x.pem"\n')
+    out = collector("serve", "--config", "c.toml", cwd=tmp_path)
+    assert out.returncode == 2 and "set both, or neither" in out.stderr
