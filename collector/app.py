@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from collector import handlers, policy_api
+from collector import handlers, policy_api, subjects
 from collector.appkeys import (
     AUTH,
     BATCHERS,
@@ -80,6 +80,9 @@ def setup_routes(app: web.Application) -> None:
     )
     app.router.add_put("/v1/policy", _scoped(policy_api.put_policy, frozenset({"privacy"})))
     app.router.add_get("/v1/policy/audit", _scoped(policy_api.get_audit, frozenset({"privacy"})))
+    privacy = frozenset({"privacy"})
+    app.router.add_post("/v1/subjects/export", _scoped(subjects.export_subject, privacy))
+    app.router.add_post("/v1/subjects/delete", _scoped(subjects.delete_subject, privacy))
     public = {
         "/healthz": handlers.healthz,
         "/readyz": handlers.readyz,

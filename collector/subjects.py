@@ -1,0 +1,139 @@
+"""Data-subject rights: access / portability (`POST /v1/subjects/export`) and erasure
+(`POST /v1/subjects/delete`), privacy scope.
+
+Rows hold only keyed pseudonyms, so a subject is found by computing their pseudonym under every
+key epoch the tenant still holds, then matching every table column that holds that kind of
+pseudonym. Epochs whose key was shredded cannot be searched: those rows are already unlinkable
+to anyone, which is what shredding is for. A deletion is verified by counting afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from anonymizer.imb import ImbError, parse_imb
+from anonymizer.pseudonym import pseudonymize
+from collector.appkeys import DB, PIPELINE, TENANT
+from collector.errors import BadRequest, ServiceUnavailable, SinkError
+
+log = logging.getLogger(__name__)
+MAX_EXPORT_ROWS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectColumn:
+    table: str
+    column: str
+
+
+# which stored columns hold the pseudonym of each kind of subject identifier
+SUBJECT_COLUMNS: dict[str, tuple[SubjectColumn, ...]] = {
+    "user_id": (
+        SubjectColumn("access_log", "user_pseudonym"),
+        SubjectColumn("device_info", "user_pseudonym"),
+        SubjectColumn("usage_events", "user_pseudonym"),
+    ),
+    "device_id": (SubjectColumn("device_info", "device_pseudonym"),),
+    "imb.serial": (SubjectColumn("mail_scans", "serial_pseudonym"),),
+}
+
+
+async def _subject(request: web.Request) -> tuple[str, str]:
+    """(pseudonym field, raw value) from a body naming exactly one of user_id, device_id, imb."""
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise BadRequest("body must be a JSON object naming user_id, device_id or imb") from None
+    if not isinstance(body, dict) or len(body) != 1:
+        raise BadRequest("body must name exactly one of user_id, device_id, imb")
+    ((name, value),) = body.items()
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if name not in ("user_id", "device_id", "imb") or not isinstance(value, str) or not value:
+        raise BadRequest("body must name exactly one of user_id, device_id, imb (a string)")
+    if name == "imb":  # the barcode a person holds names the piece: its mailer id + serial
+        try:
+            imb = parse_imb(value)
+        except ImbError as e:
+            raise BadRequest(f"imb: {e}") from None
+        return "imb.serial", imb.mailer_id + imb.serial
+    return name, value
+
+
+def _pseudonyms(request: web.Request, field: str, value: str) -> tuple[list[str], list[str]]:
+    """(pseudonyms, epochs): the subject's pseudonym under every key the tenant still holds."""
+    tenant = request[TENANT].id
+    keys = request.app[PIPELINE].keys
+    epochs = [k.epoch for k in keys.key_files(tenant)]
+    return [pseudonymize(keys.get(tenant, e), field, value) for e in epochs], epochs
+
+
+def _where(col: SubjectColumn) -> str:
+    return f"tenant_id = {{tenant:String}} AND `{col.column}` IN {{ps:Array(String)}}"
+
+
+async def export_subject(request: web.Request) -> web.Response:
+    field, value = await _subject(request)
+    pseudonyms, epochs = _pseudonyms(request, field, value)
+    params = {"tenant": request[TENANT].id, "ps": pseudonyms}
+    tables: dict[str, list[dict[str, Any]]] = {}
+    truncated = False
+    try:
+        for col in SUBJECT_COLUMNS[field] if pseudonyms else ():
+            rows = await request.app[DB].query(
+                f"SELECT * FROM `{col.table}` WHERE {_where(col)} ORDER BY time "
+                f"LIMIT {MAX_EXPORT_ROWS + 1}",
+                params,
+            )
+            truncated |= len(rows) > MAX_EXPORT_ROWS
+            tables.setdefault(col.table, []).extend(rows[:MAX_EXPORT_ROWS])
+    except SinkError:
+        raise ServiceUnavailable("storage is failing", retry_after=5) from None
+    body: dict[str, Any] = {
+        "subject": field,
+        "epochs_searched": epochs,
+        "rows": sum(len(r) for r in tables.values()),
+        "tables": tables,
+    }
+    if truncated:
+        body["truncated"] = True
+    return web.json_response(body)
+
+
+async def delete_subject(request: web.Request) -> web.Response:
+    field, value = await _subject(request)
+    pseudonyms, epochs = _pseudonyms(request, field, value)
+    params = {"tenant": request[TENANT].id, "ps": pseudonyms}
+    deleted: dict[str, int] = {}
+    remaining = 0
+    try:
+        for col in SUBJECT_COLUMNS[field] if pseudonyms else ():
+            count = f"SELECT count() AS n FROM `{col.table}` WHERE {_where(col)}"
+            before = int((await request.app[DB].query(count, params))[0]["n"])
+            if before:
+                await request.app[DB].query(
+                    f"DELETE FROM `{col.table}` WHERE {_where(col)}", params
+                )
+            after = int((await request.app[DB].query(count, params))[0]["n"])
+            deleted[col.table] = deleted.get(col.table, 0) + before - after
+            remaining += after
+    except SinkError:
+        raise ServiceUnavailable("storage is failing; retry the deletion", retry_after=5) from None
+    log.info(
+        "subject deletion for tenant %s (%s): %d rows deleted, %d remaining",
+        request[TENANT].id, field, sum(deleted.values()), remaining,
+    )  # fmt: skip
+    return web.json_response(
+        {
+            "subject": field,
+            "epochs_searched": epochs,
+            "deleted": deleted,
+            "verified": remaining == 0,
+        },
+        status=200 if remaining == 0 else 500,
+    )
