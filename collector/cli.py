@@ -18,6 +18,7 @@ from aiohttp.web_response import StreamResponse
 from collector.auth import hash_key, new_api_key
 from collector.config import ServerConfig, check_transport, load_config
 from collector.errors import CollectorError
+from collector.logs import setup_logging
 from collector.sink_chdb import ChdbSink
 
 log = logging.getLogger("collector")
@@ -48,8 +49,10 @@ def _serve(args: argparse.Namespace) -> int:
     check_transport(host, config.server)
     ssl_context = tls_context(config.server)
     scheme = "https" if ssl_context else "http"
-    log.info(
-        "collector listening on %s://%s:%d (storage: %s)", scheme, host, port, config.storage.path
+    # printed, not logged: the log formatter scrubs every address, and this one is our own
+    print(
+        f"collector listening on {scheme}://{host}:{port} (storage: {config.storage.path})",
+        flush=True,
     )
     web.run_app(
         app,
@@ -190,7 +193,7 @@ def _new_key(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging()
     p = argparse.ArgumentParser(prog="collector", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the HTTP collector")

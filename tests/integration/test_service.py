@@ -175,3 +175,33 @@ def test_plain_http_off_loopback_is_refused(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text('[server]\ntls_cert = "x.pem"\n')
     out = collector("serve", "--config", "c.toml", cwd=tmp_path)
     assert out.returncode == 2 and "set both, or neither" in out.stderr
+
+
+async def test_a_malformed_request_logs_no_client_address(tmp_path: Path) -> None:
+    """aiohttp logs "Error handling request from <address>" on a broken request: the served
+    process's log formatter scrubs it."""
+    port = free_port()
+    (tmp_path / "c.toml").write_text(f'[server]\nport = {port}\n[storage]\npath = "data"\n')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "collector", "serve", "--config", "c.toml",
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}", proc)
+        for request in (
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n",
+            b"\x16\x03\x01garbage\r\n\r\n",
+        ):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request)
+            await writer.drain()
+            await reader.read(1000)
+            writer.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(proc.communicate(), 60)
+    text = output.decode()
+    assert "Error handling request" in text  # the library did log it ...
+    assert "127.0.0.1" not in text.replace(
+        f"http://127.0.0.1:{port}", ""
+    )  # ... without the address
