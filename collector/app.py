@@ -19,8 +19,10 @@ from collector.appkeys import (
     CONFIG,
     DB,
     IDEMPOTENCY,
+    INFLIGHT,
     METRICS,
     PIPELINE,
+    RATES,
     SINK,
     TENANT,
 )
@@ -32,6 +34,7 @@ from collector.errors import ConfigError
 from collector.idempotency import IdempotencyStore
 from collector.keys import KeyStore
 from collector.kinds import KINDS
+from collector.limits import InFlight, RateLimiter
 from collector.metrics import Metrics
 from collector.middlewares import PUBLIC_PATHS, Handler, auth_middleware, errors_middleware
 from collector.pipeline import Pipeline
@@ -52,6 +55,8 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app[AUTH] = Authenticator(config.tenants)
     app[METRICS] = Metrics()
+    app[INFLIGHT] = InFlight(config.server.max_inflight_requests)
+    app[RATES] = RateLimiter(config.tenants)
     app.cleanup_ctx.append(_pipeline)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_policy_reload_and_salts)
@@ -70,11 +75,22 @@ def _scoped(handler: Handler, scopes: frozenset[str]) -> Handler:
     return guarded
 
 
+def _bounded(handler: Handler) -> Handler:
+    """Ingest handlers run in one of a bounded number of slots (503 beyond)."""
+
+    async def bounded(request: web.Request) -> web.StreamResponse:
+        with request.app[INFLIGHT].slot():
+            return await handler(request)
+
+    bounded.__name__ = getattr(handler, "__name__", "handler")
+    return bounded
+
+
 def setup_routes(app: web.Application) -> None:
     ingest = frozenset({"ingest"})
     for kind in KINDS.values():
-        app.router.add_post(kind.route, _scoped(handlers.ingest_handler(kind), ingest))
-    app.router.add_post("/otlp/v1/logs", _scoped(handlers.ingest_otlp, ingest))
+        app.router.add_post(kind.route, _scoped(_bounded(handlers.ingest_handler(kind)), ingest))
+    app.router.add_post("/otlp/v1/logs", _scoped(_bounded(handlers.ingest_otlp), ingest))
     app.router.add_get(
         "/v1/policy", _scoped(policy_api.get_policy, frozenset({"analyst", "privacy"}))
     )

@@ -8,6 +8,7 @@ from collector.auth import Authenticator, Tenant
 from collector.batcher import Batchers
 from collector.config import Config
 from collector.idempotency import IdempotencyStore
+from collector.limits import InFlight, RateLimiter
 from collector.metrics import Metrics
 from collector.pipeline import Pipeline
 from collector.sink import AsyncSink, Sink
@@ -20,4 +21,6 @@ SINK = web.AppKey("sink", Sink)
 DB = web.AppKey("db", AsyncSink)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
 BATCHERS = web.AppKey("batchers", Batchers)
+INFLIGHT = web.AppKey("inflight", InFlight)
+RATES = web.AppKey("rates", RateLimiter)
 TENANT = web.RequestKey("tenant", Tenant)  # set by the auth middleware

@@ -32,6 +32,7 @@ class ServerConfig:
     tls_cert: Path | None = None  # PEM certificate chain; with tls_key, the collector serves HTTPS
     tls_key: Path | None = None
     allow_plaintext: bool = False  # plain HTTP off loopback: only behind a TLS-terminating proxy
+    max_inflight_requests: int = 256  # ingest requests processed at once; beyond: 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,7 @@ class TenantConfig:
     plan: str = ""
     api_key_sha256: tuple[str, ...] = ()  # keys with the ingest scope
     keys: tuple[ApiKeyConfig, ...] = ()  # keys with explicit scopes
+    max_records_per_second: int = 0  # 0: no limit; else 429 beyond it (bursts of 2 s)
 
     def all_keys(self) -> tuple[ApiKeyConfig, ...]:
         return tuple(ApiKeyConfig(h) for h in self.api_key_sha256) + self.keys
@@ -147,6 +149,9 @@ def parse_config(text: str, base: Path) -> Config:
         tls_cert=_optional_path(base, _str(server, "server.tls_cert", "")),
         tls_key=_optional_path(base, _str(server, "server.tls_key", "")),
         allow_plaintext=_bool(server, "server.allow_plaintext", False),
+        max_inflight_requests=_int(
+            server, "server.max_inflight_requests", d.max_inflight_requests, 1, 100_000
+        ),
     )
     if (server_cfg.tls_cert is None) != (server_cfg.tls_key is None):
         raise ConfigError("server.tls_cert and server.tls_key: set both, or neither")
@@ -195,7 +200,7 @@ def _tenants(raw: Any) -> tuple[TenantConfig, ...]:
         where = f"tenants[{i}]"
         if not isinstance(t, dict):
             raise ConfigError(f"{where}: must be a table")
-        _known(t, where, {"id", "plan", "api_key_sha256", "keys"})
+        _known(t, where, {"id", "plan", "api_key_sha256", "keys", "max_records_per_second"})
         tid = _str(t, f"{where}.id", "")
         if not TENANT_ID.match(tid):
             raise ConfigError(f"{where}.id: must match {TENANT_ID.pattern}")
@@ -230,6 +235,7 @@ def _tenants(raw: Any) -> tuple[TenantConfig, ...]:
                 plan=_str(t, f"{where}.plan", ""),
                 api_key_sha256=tuple(keys),
                 keys=tuple(scoped),
+                max_records_per_second=_int(t, f"{where}.max_records_per_second", 0, 0, 10**9),
             )
         )
     return tuple(out)

@@ -78,6 +78,13 @@ class UnsupportedMediaType(HttpError):
     error = "unsupported media type"
 
 
+class TooManyRequests(HttpError):
+    """The tenant is over its record rate; retry after `Retry-After` seconds."""
+
+    status = 429
+    error = "too many requests"
+
+
 class ServiceUnavailable(HttpError):
     """Storage is failing, the queue is full, or the service is stopping; retry later."""
 

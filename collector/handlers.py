@@ -11,7 +11,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from anonymizer.errors import RecordInvalid
 from collector import otlp
-from collector.appkeys import BATCHERS, CONFIG, IDEMPOTENCY, METRICS, PIPELINE, TENANT
+from collector.appkeys import BATCHERS, CONFIG, IDEMPOTENCY, METRICS, PIPELINE, RATES, TENANT
 from collector.decode import Failed, check_count, check_encoding, decoder_for
 from collector.errors import BadRequest, PayloadTooLarge
 from collector.idempotency import Answer
@@ -73,6 +73,7 @@ def ingest_handler(kind: Kind) -> Handler:
         async def compute() -> Answer:
             items = decode(body)
             check_count(items, app[CONFIG].server.max_records)
+            app[RATES].admit(request[TENANT].id, len(items))
             outcome = app[PIPELINE].process(request[TENANT], [(kind, item) for item in items])
             await store(request, outcome)
             return Answer(202, "application/json", orjson.dumps(outcome.body()))
@@ -94,6 +95,7 @@ async def ingest_otlp(request: web.Request) -> web.Response:
     async def compute() -> Answer:
         decoded = otlp.decode_otlp_logs(body, content_type)
         check_count(decoded, app[CONFIG].server.max_records)
+        app[RATES].admit(request[TENANT].id, len(decoded))
         pairs = [
             (KINDS[d.kind], d.record)
             if isinstance(d, otlp.OtlpItem)

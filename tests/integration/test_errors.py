@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from collector.appkeys import SINK
+from collector.appkeys import INFLIGHT, SINK
 from collector.config import ServerConfig
 from tests.conftest import AppFactory, auth, query
 
@@ -142,3 +142,31 @@ async def test_public_endpoints(start: AppFactory) -> None:
     ready = await client.get("/readyz")
     assert ready.status == 200 and (await ready.json())["status"] == "ready"
     assert "collector_queued_rows 0" in await (await client.get("/metrics")).text()
+
+
+async def test_429_tenant_over_its_rate(start: AppFactory, config: Any) -> None:
+    from collector.config import TenantConfig
+
+    limited = tuple(
+        TenantConfig(t.id, t.plan, t.api_key_sha256, t.keys, 100 if t.id == "acme" else 0)
+        for t in config.tenants
+    )
+    client = await start(tenants=limited)
+    ok = await client.post("/v1/logs", json=[{"ip": "192.0.2.1"}] * 250, headers=auth())
+    assert ok.status == 202
+    r = await client.post("/v1/logs", json=[{"ip": "192.0.2.1"}], headers=auth())
+    body = await expect(r, 429, "too many requests", "100 records/s")
+    assert body and r.headers["Retry-After"] == "1"
+    from tests.conftest import OTHER_KEY
+
+    assert (
+        await client.post("/v1/logs", json=[{"ip": "192.0.2.1"}], headers=auth(OTHER_KEY))
+    ).status == 202
+
+
+async def test_503_when_too_many_requests_are_in_flight(start: AppFactory) -> None:
+    client = await start(server=ServerConfig(max_inflight_requests=1))
+    client.app[INFLIGHT].count = 1  # one request is being processed
+    r = await client.post("/v1/logs", json=[{"ip": "192.0.2.1"}], headers=auth())
+    await expect(r, 503, "service unavailable", "in flight")
+    assert r.headers["Retry-After"] == "1"
