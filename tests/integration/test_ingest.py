@@ -13,6 +13,7 @@ import orjson
 import pytest
 import zstandard
 
+from collector.appkeys import SINK
 from tests.conftest import OTHER_KEY, AppFactory, auth, corpus_lines, query
 
 IP_RE = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!/)|[0-9a-fA-F:]*:[0-9a-fA-F:]+(?!/)")
@@ -236,3 +237,23 @@ async def test_old_records_are_rejected_not_silently_expired(start: AppFactory) 
         "field": "time",
         "error": "older than the retention of 395 days",
     }
+
+
+async def test_retention_ttl_removes_expired_rows_per_plan(start: AppFactory) -> None:
+    """Rows carry their plan's retention_days; the table TTL removes them when it has passed."""
+    client = await start()
+    await client.post(
+        "/v1/logs", json={"ip": "192.0.2.1", "path": "/fresh"}, headers=auth(OTHER_KEY)
+    )  # free: 30 days
+    sink = client.app[SINK]
+    sink.execute(  # a free-plan row written 31 days ago (the collector itself refuses such times)
+        "INSERT INTO access_log (tenant_id, time, path, retention_days) "
+        "VALUES ('globex', now64(3) - INTERVAL 31 DAY, '/expired', 30), "
+        "('acme', now64(3) - INTERVAL 31 DAY, '/kept-standard-plan', 395)"
+    )
+    sink.execute("OPTIMIZE TABLE access_log FINAL")
+    rows = query(client, "SELECT tenant_id, path, retention_days FROM access_log ORDER BY path")
+    assert rows == [
+        {"tenant_id": "globex", "path": "/fresh", "retention_days": 30},
+        {"tenant_id": "acme", "path": "/kept-standard-plan", "retention_days": 395},
+    ]
