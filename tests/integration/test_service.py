@@ -64,7 +64,7 @@ async def test_init_serve_sigterm_sql(tmp_path: Path) -> None:
     assert key not in config  # only the hash is kept
     port = free_port()
     config = config.replace("port = 8080", f"port = {port}").replace(
-        "max_delay_ms = 200", "max_delay_ms = 1500"
+        "max_delay_ms = 200", "max_delay_ms = 5000"
     )
     (tmp_path / "collector.toml").write_text(
         config.replace('file = "policy.toml"', f'file = "{REPO / "policy.toml"}"')
@@ -85,7 +85,13 @@ async def test_init_serve_sigterm_sql(tmp_path: Path) -> None:
             post = asyncio.create_task(
                 s.post(url + "/v1/logs", data=orjson.dumps(records), headers=headers)
             )
-            await asyncio.sleep(0.5)  # the request now waits for its batch (flush after 1.5 s)
+            for _ in range(200):  # until the request waits for its batch (flush after 5 s)
+                async with s.get(url + "/metrics") as m:
+                    if "collector_queued_rows 50" in await m.text():
+                        break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the request never reached the batcher")
             proc.send_signal(signal.SIGTERM)
             resp = await post
             assert resp.status == 202
