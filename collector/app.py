@@ -60,8 +60,15 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_pipeline)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_policy_reload_and_salts)
+    app.on_shutdown.append(_hurry_batches)
     setup_routes(app)
     return app
+
+
+async def _hurry_batches(app: web.Application) -> None:
+    """On SIGTERM aiohttp stops accepting, runs this, then waits for in-flight requests: their
+    batches flush at once instead of after `max_delay_ms`."""
+    app[BATCHERS].hurry()
 
 
 def _scoped(handler: Handler, scopes: frozenset[str]) -> Handler:

@@ -41,6 +41,7 @@ class Batcher:
         self._wake = asyncio.Event()
         self._full = asyncio.Event()
         self._closing = False
+        self._hurry = False  # shutting down: flush at once, wait for no delay
         self._task: asyncio.Task[None] | None = None
         self.in_flight_rows = 0
         self.flushed_batches = 0
@@ -72,7 +73,10 @@ class Batcher:
         delay = self._config.max_delay_ms / 1000
         while True:
             await self._wake.wait()
-            if not self._closing and len(self._pending.rows) < self._config.max_rows:
+            if (
+                not (self._closing or self._hurry)
+                and len(self._pending.rows) < self._config.max_rows
+            ):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), timeout=delay)
             batch, self._pending = self._pending, _Pending()
@@ -111,6 +115,12 @@ class Batcher:
             else:
                 fut.set_exception(ServiceUnavailable("storage is failing", retry_after=5))
 
+    def hurry(self) -> None:
+        """From now on flush without waiting for `max_delay_ms`: the service is stopping, and
+        the requests still in flight should get their answers now."""
+        self._hurry = True
+        self._full.set()
+
     async def close(self) -> None:
         """Flush everything pending, then stop."""
         self._closing = True
@@ -138,6 +148,10 @@ class Batchers:
     def start(self) -> None:
         for b in self.by_table.values():
             b.start()
+
+    def hurry(self) -> None:
+        for b in self.by_table.values():
+            b.hurry()
 
     async def submit(self, rows: dict[str, list[bytes]]) -> None:
         """Returns when every table's rows are inserted; the first failure is raised."""

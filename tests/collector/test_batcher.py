@@ -108,3 +108,15 @@ async def test_close_flushes_what_is_waiting(sink: ChdbSink) -> None:
     assert count(sink) == 2
     with pytest.raises(ServiceUnavailable):
         await b.submit(rows(3))
+
+
+async def test_hurry_flushes_without_waiting_for_the_delay(sink: ChdbSink) -> None:
+    b = Batcher("t", Recorder(sink), BatchConfig(max_rows=1000, max_delay_ms=60_000))
+    b.start()
+    waiter = asyncio.create_task(b.submit(rows(1)))
+    await asyncio.sleep(0.01)
+    b.hurry()  # what SIGTERM does before waiting for in-flight requests
+    await asyncio.wait_for(waiter, 5)
+    await asyncio.wait_for(b.submit(rows(2)), 5)  # later requests do not wait either
+    assert count(sink) == 2
+    await b.close()
