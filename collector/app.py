@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from collector import handlers, policy_api, subjects
+from collector import handlers, policy_api, reports, rollups, subjects
 from collector.appkeys import (
     AUTH,
     BATCHERS,
@@ -103,6 +103,9 @@ def setup_routes(app: web.Application) -> None:
     )
     app.router.add_put("/v1/policy", _scoped(policy_api.put_policy, frozenset({"privacy"})))
     app.router.add_get("/v1/policy/audit", _scoped(policy_api.get_audit, frozenset({"privacy"})))
+    app.router.add_get(
+        "/v1/reports/{name}", _scoped(reports.get_report, frozenset({"analyst", "privacy"}))
+    )
     privacy = frozenset({"privacy"})
     app.router.add_post("/v1/subjects/export", _scoped(subjects.export_subject, privacy))
     app.router.add_post("/v1/subjects/delete", _scoped(subjects.delete_subject, privacy))
@@ -146,7 +149,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         executor, ChdbSink, storage.chdb_path, storage.database, storage.tmp_path
     )
     try:
-        applied = await loop.run_in_executor(executor, sink.migrate)
+        applied = await loop.run_in_executor(executor, rollups.migrate, sink)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         app[SINK] = sink

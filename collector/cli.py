@@ -15,6 +15,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
+from collector import rollups
 from collector.auth import hash_key, new_api_key
 from collector.config import ServerConfig, check_transport, load_config
 from collector.errors import CollectorError
@@ -90,7 +91,7 @@ def _open_sink(config_path: str) -> ChdbSink:
 def _sql(args: argparse.Namespace) -> int:
     sink = _open_sink(args.config)
     try:
-        sink.migrate()
+        rollups.migrate(sink)
         out = sys.stdout.buffer
         for row in sink.query(args.query):
             out.write(orjson.dumps(row) + b"\n")
@@ -102,7 +103,7 @@ def _sql(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     sink = _open_sink(args.config)
     try:
-        applied = sink.migrate()
+        applied = rollups.migrate(sink)
     finally:
         sink.close()
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
@@ -138,7 +139,7 @@ def _scan_pii(args: argparse.Namespace) -> int:
     samples = Path(args.sample).read_text().splitlines() if args.sample else []
     sink = _open_sink(args.config)
     try:
-        sink.migrate()
+        rollups.migrate(sink)
         findings, scanned = scan(sink, samples)
     finally:
         sink.close()

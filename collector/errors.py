@@ -57,6 +57,13 @@ class Forbidden(HttpError):
     error = "forbidden"
 
 
+class NotFound(HttpError):
+    """No such resource (a report name, say)."""
+
+    status = 404
+    error = "not found"
+
+
 class PayloadTooLarge(HttpError):
     """The body, once decompressed, or its record count is over a limit."""
 

@@ -37,6 +37,8 @@ class Finding:
 def _string_expr(column: str, type_: str) -> str | None:
     """An expression giving an Array(String) of the column's scannable values."""
     q = f"`{column}`"
+    if type_.startswith("AggregateFunction("):
+        return None  # a sketch's binary state: hashes, not text (its inputs are scanned at source)
     if type_.startswith("Map("):
         return f"arrayConcat(mapKeys({q}), mapValues({q}))" if "String" in type_ else None
     if type_.startswith("Array(") and "String" in type_:
@@ -53,7 +55,8 @@ def scan(sink: Sink, samples: list[str] | None = None) -> tuple[list[Finding], i
     samples = sorted({s for s in (samples or []) if s})
     columns = sink.query(
         "SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
-        "AND table NOT LIKE '.inner%' ORDER BY table, position"
+        "AND table IN (SELECT name FROM system.tables WHERE database = currentDatabase() "
+        "AND engine NOT IN ('MaterializedView', 'View')) ORDER BY table, position"
     )
     findings: list[Finding] = []
     scanned = 0

@@ -8,8 +8,11 @@ query runs), so the event loop stays responsive.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Sink(Protocol):
@@ -27,6 +30,11 @@ class Sink(Protocol):
 
 class AsyncSink:
     """A sink driven from the event loop: every call runs on the sink's one worker thread."""
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Any blocking sink work (several statements in a row) on the sink's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
 
     def __init__(self, sink: Sink, executor: Executor) -> None:
         self.sink = sink

@@ -4,7 +4,8 @@
 Rows hold only keyed pseudonyms, so a subject is found by computing their pseudonym under every
 key epoch the tenant still holds, then matching every table column that holds that kind of
 pseudonym. Epochs whose key was shredded cannot be searched: those rows are already unlinkable
-to anyone, which is what shredding is for. A deletion is verified by counting afterwards.
+to anyone, which is what shredding is for. A deletion is verified by counting afterwards, and
+the daily rollups of the affected days are rebuilt from what is left.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from anonymizer.imb import ImbError, parse_imb
 from anonymizer.pseudonym import pseudonymize
+from collector import rollups
 from collector.appkeys import DB, PIPELINE, TENANT
 from collector.errors import BadRequest, ServiceUnavailable, SinkError
 
@@ -113,13 +115,18 @@ async def delete_subject(request: web.Request) -> web.Response:
     remaining = 0
     try:
         for col in SUBJECT_COLUMNS[field] if pseudonyms else ():
+            db = request.app[DB]
             count = f"SELECT count() AS n FROM `{col.table}` WHERE {_where(col)}"
-            before = int((await request.app[DB].query(count, params))[0]["n"])
+            before = int((await db.query(count, params))[0]["n"])
             if before:
-                await request.app[DB].query(
-                    f"DELETE FROM `{col.table}` WHERE {_where(col)}", params
+                found = (
+                    f"SELECT DISTINCT toDate(time) AS day FROM `{col.table}` WHERE {_where(col)}"
                 )
-            after = int((await request.app[DB].query(count, params))[0]["n"])
+                days = [str(r["day"]) for r in await db.query(found, params)]
+                await db.query(f"DELETE FROM `{col.table}` WHERE {_where(col)}", params)
+                # the rollups' sketches of those days still count the subject: rebuild them
+                await db.run(rollups.rebuild_days, db.sink, col.table, request[TENANT].id, days)
+            after = int((await db.query(count, params))[0]["n"])
             deleted[col.table] = deleted.get(col.table, 0) + before - after
             remaining += after
     except SinkError:
