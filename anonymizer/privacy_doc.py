@@ -3,7 +3,10 @@ it and why it is not personal data.
 
 It is made from the SQL migrations and `anonymizer.rules`, and refuses to be made when the two
 disagree (a column with no rule, or a rule for a column the schema lacks), so the document
-cannot drift from what is stored. Pure: the caller reads the files and passes their text.
+cannot drift from what is stored. The daily rollups are checked the same way, and against the
+materialized views that fill them: each rollup column must be computed from exactly the source
+columns, and by the operation, its rule names. A materialized view is the derivation of its
+`TO` table, never a table of its own. Pure: the caller reads the files and passes their text.
 """
 
 from __future__ import annotations
@@ -20,11 +23,18 @@ from anonymizer.rules import (
     OTHER_COLUMNS,
     POLICY_KEYS,
     RECORD_KEYS,
+    ROLLUP_NOTES,
+    ROLLUP_OPERATIONS,
+    ROLLUPS,
     RULES,
     STAMPED,
     ColumnRule,
     FieldRule,
+    Rollup,
+    RollupColumn,
+    RollupOperation,
     applied,
+    rollup_columns,
     rules_for,
     setting_values,
 )
@@ -37,6 +47,22 @@ OPERATOR_MEANING = {
     "pseudonymized": "replaced by a keyed token; unlinkable once its key or salt is destroyed",
     "redacted": "parts that look personal replaced by a placeholder such as {email}",
     "dropped": "not stored at all (the column, if any, stays empty)",
+}
+ROLLUP_OPERATION_MEANING: Mapping[RollupOperation, str] = {
+    "grouped by": "a group key: one rollup row per day and distinct combination of the keys",
+    "counted": "the number of source rows in the group (or of those with a value)",
+    "summed": "the sum of a number over the group's source rows",
+    "sketched (uniqCombined64)": "hashes of the group's distinct values (a HyperLogLog estimate "
+    "once there are many), read only as an approximate distinct count",
+    "quantiles": "a sample of the group's values (at most 8192), read only as percentiles",
+}
+# The aggregate function the view must apply, and the type the rollup column must have, for each
+# operation but "grouped by" (a GROUP BY key, of a plain type).
+_OPERATION_SQL: Mapping[RollupOperation, tuple[tuple[str, ...], str]] = {
+    "counted": (("count", "countIf"), "SimpleAggregateFunction(sum,"),
+    "summed": (("sum",), "SimpleAggregateFunction(sum,"),
+    "sketched (uniqCombined64)": (("uniqCombined64State",), "AggregateFunction(uniqCombined64,"),
+    "quantiles": (("quantilesState",), "AggregateFunction(quantiles("),
 }
 
 
@@ -64,6 +90,18 @@ class Table:
     columns: list[Column] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class View:
+    """A materialized view: how the rows of its `TO` table are derived, not stored data itself."""
+
+    name: str
+    migration: str
+    target: str  # the `TO` table; "": the view keeps its rows in an inner table of its own
+    source: str  # the one table it reads; "": not a plain `SELECT ... FROM table`
+    columns: Mapping[str, str]  # output column -> its SQL expression, in SELECT order
+    group_by: tuple[str, ...]
+
+
 # --- a small parser for our ClickHouse DDL -----------------------------------------------------
 
 _CREATE = re.compile(
@@ -74,7 +112,28 @@ _CREATE = re.compile(
 _ALTER = re.compile(
     r"^ALTER\s+TABLE\s+(?P<name>[\w.`\"]+)\s+(?:ON\s+CLUSTER\s+\S+\s+)?(?P<rest>.*)$", re.S | re.I
 )
-_DROP = re.compile(r"^DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?P<name>[\w.`\"]+)", re.I)
+_DROP = re.compile(r"^DROP\s+(?:TABLE|VIEW)\s+(?:IF\s+EXISTS\s+)?(?P<name>[\w.`\"]+)", re.I)
+_VIEW = re.compile(
+    r"^CREATE\s+(?:OR\s+REPLACE\s+)?MATERIALIZED\s+VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+    r"(?P<name>[\w.`\"]+)\s*(?P<head>.*?)\bAS\s+(?P<select>(?:SELECT|WITH)\b.*|\(.*)$",
+    re.S | re.I,
+)
+_TO = re.compile(r"\bTO\s+(?P<name>[\w.`\"]+)", re.I)
+_MODIFY_QUERY = re.compile(r"^MODIFY\s+QUERY\s+(?P<select>.*)$", re.S | re.I)
+_CLAUSE = re.compile(
+    r"\b(SELECT|FROM|PREWHERE|WHERE|GROUP\s+BY|HAVING|ORDER\s+BY|LIMIT|SETTINGS|UNION|EXCEPT|"
+    r"INTERSECT|WINDOW|QUALIFY|FORMAT|WITH)\b",
+    re.I,
+)
+_IDENTIFIER = re.compile(r"^(?:[\w`\"]+\.)?(?:\w+|`[^`]+`|\"[^\"]+\")$")
+_ALIAS = re.compile(r"^(?P<expr>.*)\s+AS\s+(?P<alias>\w+|`[^`]+`|\"[^\"]+\")$", re.S | re.I)
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'")
+_NAME = re.compile(
+    r"`(?P<bq>[^`]+)`|\"(?P<dq>[^\"]+)\"|(?<![\w.])(?:[A-Za-z_]\w*\.)?(?P<bare>[A-Za-z_]\w*)(?![\w.])"
+    r"(?!\s*\()"
+)
+_SET_OPERATIONS = frozenset({"UNION", "EXCEPT", "INTERSECT", "WITH"})
+_FUNCTION = re.compile(r"^\s*(\w+)\s*\(")
 _COLUMN_END = frozenset(
     {"DEFAULT", "MATERIALIZED", "ALIAS", "EPHEMERAL", "CODEC", "TTL", "COMMENT", "AFTER",
      "FIRST", "SETTINGS", "NOT", "NULL", "PRIMARY", "STATISTICS"}
@@ -212,11 +271,64 @@ def _alter(table: Table, actions: str, migration: str) -> None:
         table.columns.insert(at, column)
 
 
-def parse_schema(sql_texts: Mapping[str, str]) -> dict[str, Table]:
-    """The tables the migrations leave behind, applied in file-name order: CREATE TABLE (column
-    list, or `AS other`), ALTER TABLE ... ADD / DROP / MODIFY COLUMN, DROP TABLE. Views are not
-    tables of their own and are skipped."""
+def _top_level(text: str) -> list[bool]:
+    """For each character of `text`: is it outside parentheses and quotes?"""
+    out: list[bool] = []
+    depth, quote, escaped = 0, "", False
+    for c in text:
+        if quote:
+            out.append(False)
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == quote:
+                quote = ""
+            continue
+        if c in "'\"`":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        out.append(depth == 0 and not quote and c not in "()")
+    return out
+
+
+def _name(item: str) -> str:
+    """The name of a SELECT item or GROUP BY key: its alias, its column, or its text."""
+    item = item.strip()
+    if m := _ALIAS.match(item):
+        return _unquote(m["alias"])
+    return _unquote(item) if _IDENTIFIER.match(item) else " ".join(item.split())
+
+
+def _view(name: str, migration: str, target: str, select: str) -> View:
+    """The view's output columns, source table and GROUP BY keys. A SELECT that is not one
+    `SELECT ... FROM table [WHERE ...] [GROUP BY ...]` gets no source, so the check fails."""
+    top = _top_level(select)
+    marks = [m for m in _CLAUSE.finditer(select) if top[m.start()]]
+    clauses: dict[str, str] = {}
+    simple = bool(marks) and marks[0].start() == 0
+    for i, m in enumerate(marks):
+        keyword = " ".join(m[1].upper().split())
+        stop = marks[i + 1].start() if i + 1 < len(marks) else len(select)
+        simple = simple and keyword not in clauses and keyword not in _SET_OPERATIONS
+        clauses[keyword] = select[m.end() : stop].strip()
+    source = clauses.get("FROM", "")
+    if not simple or not _IDENTIFIER.match(source):
+        source = ""  # a join, a subquery, a UNION, a CTE: rules.py cannot vouch for it
+    columns: dict[str, str] = {}
+    for item in _split(clauses.get("SELECT", "")):
+        aliased = _ALIAS.match(item)
+        columns.setdefault(_name(item), aliased["expr"].strip() if aliased else item)
+    group_by = tuple(_name(k) for k in _split(clauses.get("GROUP BY", "")))
+    return View(name, migration, target, _unquote(source) if source else "", columns, group_by)
+
+
+def _parse(sql_texts: Mapping[str, str]) -> tuple[dict[str, Table], dict[str, View]]:
     tables: dict[str, Table] = {}
+    views: dict[str, View] = {}
     for migration in sorted(sql_texts):
         for comment, statement in _statements(sql_texts[migration]):
             if m := _CREATE.match(statement):
@@ -234,14 +346,36 @@ def parse_schema(sql_texts: Mapping[str, str]) -> dict[str, Table]:
                 ) in tables:
                     table.columns = list(tables[_unquote(other[1])].columns)
                 tables.setdefault(name, table)  # IF NOT EXISTS: the first definition stands
+            elif m := _VIEW.match(statement):
+                name = _unquote(m["name"])
+                to = _TO.search(m["head"])
+                target = _unquote(to["name"]) if to else ""
+                views.setdefault(name, _view(name, migration, target, m["select"].strip()))
             elif m := _ALTER.match(statement):
                 name = _unquote(m["name"])
+                if name in views and (q := _MODIFY_QUERY.match(m["rest"].strip())):
+                    views[name] = _view(name, migration, views[name].target, q["select"])
+                    continue
                 if name not in tables:
                     raise SchemaMismatch(f"{migration}: ALTER TABLE {name} before CREATE TABLE")
                 _alter(tables[name], m["rest"], migration)
             elif m := _DROP.match(statement):
                 tables.pop(_unquote(m["name"]), None)
-    return tables
+                views.pop(_unquote(m["name"]), None)
+    return tables, views
+
+
+def parse_schema(sql_texts: Mapping[str, str]) -> dict[str, Table]:
+    """The tables the migrations leave behind, applied in file-name order: CREATE TABLE (column
+    list, or `AS other`), ALTER TABLE ... ADD / DROP / MODIFY COLUMN, DROP TABLE. Views are not
+    tables of their own and are skipped (`parse_views` has the materialized ones)."""
+    return _parse(sql_texts)[0]
+
+
+def parse_views(sql_texts: Mapping[str, str]) -> dict[str, View]:
+    """The materialized views the migrations leave behind: CREATE MATERIALIZED VIEW, ALTER TABLE
+    ... MODIFY QUERY, DROP VIEW / DROP TABLE. Plain views store nothing and are skipped."""
+    return _parse(sql_texts)[1]
 
 
 # --- the rules each column must have -----------------------------------------------------------
@@ -261,18 +395,143 @@ def _rules_by_column(table: str) -> dict[str, list[FieldRule | ColumnRule]]:
     return out
 
 
-def check_schema(tables: Mapping[str, Table]) -> None:
-    """Raise `SchemaMismatch` listing every column without a rule and every rule without a
-    column, so neither the schema nor the rules can change alone."""
+def _names(expression: str) -> set[str]:
+    """The column names an SQL expression mentions (not functions, not string literals)."""
+    return {m["bq"] or m["dq"] or m["bare"] for m in _NAME.finditer(_STRING.sub("''", expression))}
+
+
+def derived_from(view: View, column: str, source: Table) -> tuple[str, ...]:
+    """The columns of `source` that `view` computes `column` from, through its other aliases,
+    in the source table's order."""
+    present = {c.name for c in source.columns}
+    found: set[str] = set()
+    todo, seen = [column], set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in view.columns:
+            continue
+        seen.add(name)
+        for n in _names(view.columns[name]):
+            if n in present:
+                found.add(n)
+            elif n != name:
+                todo.append(n)
+    return tuple(c.name for c in source.columns if c.name in found)
+
+
+def _names_list(names: tuple[str, ...]) -> str:
+    return ", ".join(names) if names else "no column (the rows alone)"
+
+
+def _check_rollup(
+    table: Table, rollup: Rollup, tables: Mapping[str, Table], views: Mapping[str, View]
+) -> list[str]:
+    """A rollup's columns against its rules, and each rule against the view that fills it."""
     problems = []
-    ruled_tables = {k.table for k in KINDS.values()} | {t for c in OTHER_COLUMNS for t in c.tables}
+    ruled = {r.column: r for r in rollup_columns(table.name)}
+    for c in table.columns:
+        if c.name not in ruled:
+            problems.append(
+                f"{c.migration}: column {table.name}.{c.name} has no rule in anonymizer/rules.py"
+            )
+    present = {c.name: c for c in table.columns}
+    for name in ruled:
+        if name not in present:
+            problems.append(
+                f"anonymizer/rules.py names column {table.name}.{name}, which the SQL lacks"
+            )
+    view = views.get(rollup.view)
+    if view is None or view.target != table.name:
+        problems.append(
+            f"anonymizer/rules.py says view {rollup.view} fills rollup {table.name}, which the "
+            "SQL lacks"
+        )
+        return problems
+    if view.source != rollup.source:
+        reads = view.source or "something other than one table (a join, subquery, union or CTE)"
+        problems.append(
+            f"{view.migration}: view {view.name} reads {reads}; anonymizer/rules.py says "
+            f"rollup {table.name} is made from {rollup.source}"
+        )
+        return problems
+    source = tables.get(rollup.source)
+    if source is None:
+        return problems  # reported as a table the SQL lacks
+    for name, rule in ruled.items():
+        if name not in present:
+            continue
+        where = f"{view.migration}: view {view.name}"
+        expression = view.columns.get(name)
+        if expression is None:
+            problems.append(f"{where} does not fill column {table.name}.{name}")
+            continue
+        found = derived_from(view, name, source)
+        if set(found) != set(rule.sources):
+            problems.append(
+                f"{where} computes {table.name}.{name} from {_names_list(found)} of "
+                f"{source.name}; anonymizer/rules.py says {_names_list(rule.sources)}"
+            )
+        kind = "".join(present[name].type.split())
+        call = _FUNCTION.match(expression)
+        function = call[1] if call else ""
+        if rule.operation == "grouped by":
+            grouped = name in view.group_by or " ".join(expression.split()) in view.group_by
+            ok, plain = grouped, "AggregateFunction(" not in kind
+        else:
+            functions, type_prefix = _OPERATION_SQL[rule.operation]
+            ok, plain = function in functions, kind.startswith(type_prefix)
+        if not ok:
+            problems.append(
+                f"{where} computes {table.name}.{name} as {' '.join(expression.split())}; "
+                f"anonymizer/rules.py says it is {rule.operation}"
+            )
+        if not plain:
+            problems.append(
+                f"{present[name].migration}: column {table.name}.{name} is {present[name].type}; "
+                f"anonymizer/rules.py says it is {rule.operation}"
+            )
+    return problems
+
+
+def check_schema(tables: Mapping[str, Table], views: Mapping[str, View] | None = None) -> None:
+    """Raise `SchemaMismatch` listing every column without a rule and every rule without a
+    column, so neither the schema nor the rules can change alone. Rollups are checked against
+    the materialized views that fill them (`views`, from `parse_views`); a materialized view
+    that writes anywhere but a rollup with rules is refused."""
+    views = views or {}
+    problems = []
+    ruled_tables = (
+        {k.table for k in KINDS.values()}
+        | {t for c in OTHER_COLUMNS for t in c.tables}
+        | set(ROLLUPS)
+    )
     for name in sorted(ruled_tables - set(tables)):
         problems.append(f"anonymizer/rules.py has rules for table {name}, which the SQL lacks")
+    for view in views.values():
+        rollup = ROLLUPS.get(view.target)
+        if not view.target:
+            problems.append(
+                f"{view.migration}: materialized view {view.name} keeps rows in a table of its "
+                "own; give it a TO table with rules in anonymizer/rules.py"
+            )
+        elif rollup is None:
+            problems.append(
+                f"{view.migration}: materialized view {view.name} writes to {view.target}, "
+                "which is not a rollup in anonymizer/rules.py"
+            )
+        elif rollup.view != view.name:
+            problems.append(
+                f"{view.migration}: materialized view {view.name} writes to {view.target}, "
+                f"which anonymizer/rules.py says only {rollup.view} fills"
+            )
     for table in tables.values():
         if table.name not in ruled_tables:
             problems.append(
                 f"{table.migration}: table {table.name} has no rules in anonymizer/rules.py"
             )
+            continue
+        if table.name in ROLLUPS:
+            problems += _check_rollup(table, ROLLUPS[table.name], tables, views)
             continue
         ruled = _rules_by_column(table.name)
         for c in table.columns:
@@ -374,6 +633,65 @@ def _table_section(table: Table, policy: Policy, settings: Mapping[str, str]) ->
     return [*lines, ""]
 
 
+def _rollup_source(rule: RollupColumn, rollup: Rollup) -> str:
+    if not rule.sources:
+        return f"every row of `{rollup.source}`"
+    return ", ".join(f"`{rollup.source}.{c}`" for c in rule.sources)
+
+
+def _rollup_section(table: Table, view: View) -> list[str]:
+    rollup = ROLLUPS[table.name]
+    lines = [f"## `{table.name}` (rollup of `{rollup.source}`, filled by view `{view.name}`)", ""]
+    if table.comment:
+        lines += [f"> {table.comment}", ""]
+    ruled = {r.column: r for r in rollup_columns(table.name)}
+    keys = [c.name for c in table.columns if ruled[c.name].operation == "grouped by"]
+    lines += [
+        f"One row per {', '.join(f'`{k}`' for k in keys)}.",
+        "",
+        "| column | type | made from | operation | view computes | why it is not personal data |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in table.columns:
+        rule = ruled[c.name]
+        lines.append(
+            "| "
+            + " | ".join(
+                _cell(x)
+                for x in (
+                    f"`{c.name}`",
+                    f"`{c.type}`",
+                    _rollup_source(rule, rollup),
+                    f"**{rule.operation}**: {rule.how}",
+                    f"`{' '.join(view.columns[c.name].split())}`",
+                    rule.why,
+                )
+            )
+            + " |"
+        )
+    return [*lines, ""]
+
+
+def _rollups_intro(views: Mapping[str, View]) -> list[str]:
+    return [
+        "## Daily rollups (derived tables)",
+        "",
+        "No record is posted to these tables: each is filled by a materialized view "
+        f"(`CREATE MATERIALIZED VIEW ... TO table`, in "
+        f"{', '.join(sorted({f'`{v.migration}`' for v in views.values()}))}) from "
+        "one anonymized table above. The view is the rollup's derivation, not a table of its "
+        "own; the generator checks that it computes each column from exactly the source columns, "
+        "and by the operation, listed here.",
+        "",
+        *(f"- {note}" for note in ROLLUP_NOTES),
+        "",
+        "| operation | meaning |",
+        "|---|---|",
+        *(f"| {op} | {_cell(ROLLUP_OPERATION_MEANING[op])} |" for op in ROLLUP_OPERATIONS),
+        "",
+    ]
+
+
 def _never_stored(rule: FieldRule, policy: Policy) -> bool:
     """No column at all, or a column the policy leaves empty."""
     a = applied(rule, policy)
@@ -383,19 +701,21 @@ def _never_stored(rule: FieldRule, policy: Policy) -> bool:
 def render_privacy_doc(policy: Policy, sql_texts: Mapping[str, str]) -> str:
     """The Markdown document for `policy` and the schema the migrations in `sql_texts` (file
     name -> SQL text) create. Raises `SchemaMismatch` when schema and rules disagree."""
-    tables = parse_schema(sql_texts)
-    check_schema(tables)
+    tables, views = _parse(sql_texts)
+    check_schema(tables, views)
     settings = setting_values(policy)
     record_tables = [k.table for k in KINDS.values()]
     ordered = [tables[t] for t in record_tables] + [
-        t for t in tables.values() if t.name not in record_tables
+        t for t in tables.values() if t.name not in record_tables and t.name not in ROLLUPS
     ]
+    rollups = [tables[r.table] for r in ROLLUPS.values()]
     lines = [
         f"<!-- Generated by `{REGENERATE}`. Do not edit: regenerate. -->",
         "",
         "# What is stored, and why it is not personal data",
         "",
-        f"Every column of every table, under the policy in force (version {policy.version}). "
+        f"Every column of every table, under the policy in force (version {policy.version}), "
+        "and how each daily rollup is derived. "
         "Generated from `anonymizer/rules.py` (the one table of what happens to each input "
         "field), the policy file and the SQL migrations "
         f"({', '.join(f'`{m}`' for m in sorted(sql_texts))}). The generator refuses to run when "
@@ -432,6 +752,10 @@ def render_privacy_doc(policy: Policy, sql_texts: Mapping[str, str]) -> str:
     lines.append("")
     for table in ordered:
         lines += _table_section(table, policy, settings)
+    if rollups:
+        lines += _rollups_intro(views)
+    for table in rollups:
+        lines += _rollup_section(table, views[ROLLUPS[table.name].view])
     never = [r for r in RULES if _never_stored(r, policy)]
     lines += [
         "## Never stored under this policy",

@@ -7,6 +7,11 @@ stored is not personal data (or is pseudonymous under a key that can be destroye
 refuses to run when a column of the SQL schema has no rule here, or a rule names a column the
 schema does not have.
 
+The daily rollups (derived tables filled by materialized views) are described the same way: for
+each rollup column, the columns of the anonymized source table it is made from, the operation
+(grouped by, counted, summed, sketched, quantiles) and why it is not personal data. The doc
+generator checks each against the view's SELECT.
+
 The table describes `anonymize.py`; it does not drive it. Tests check the two agree.
 """
 
@@ -522,6 +527,165 @@ OTHER_COLUMNS: tuple[ColumnRule, ...] = (
         "Policy settings describe rules, not people.",
     ),
 )  # fmt: skip
+
+# --- derived tables: the daily rollups ---------------------------------------------------------
+
+RollupOperation = Literal[
+    "grouped by", "counted", "summed", "sketched (uniqCombined64)", "quantiles"
+]  # fmt: skip
+ROLLUP_OPERATIONS: tuple[RollupOperation, ...] = (
+    "grouped by",
+    "counted",
+    "summed",
+    "sketched (uniqCombined64)",
+    "quantiles",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """A derived table: filled only by one materialized view over one anonymized record table."""
+
+    table: str
+    source: str  # the record table the view reads (after anonymization)
+    view: str  # the `CREATE MATERIALIZED VIEW ... TO table` that feeds it
+
+
+@dataclass(frozen=True, slots=True)
+class RollupColumn:
+    """What one rollup column is made of: which columns of the source table, and how."""
+
+    table: str
+    column: str
+    sources: tuple[str, ...]  # columns of the rollup's source table; empty: the rows (a count)
+    operation: RollupOperation
+    how: str
+    why: str  # why the stored value is not personal data
+
+
+ROLLUPS: Mapping[str, Rollup] = MappingProxyType(
+    {
+        "access_daily": Rollup("access_daily", "access_log", "access_daily_mv"),
+        "events_daily": Rollup("events_daily", "usage_events", "events_daily_mv"),
+        "mail_daily": Rollup("mail_daily", "mail_scans", "mail_daily_mv"),
+    }
+)
+
+# What holds for every rollup row; the doc lists these above the rollup tables.
+ROLLUP_NOTES: tuple[str, ...] = (
+    "Rollups hold nothing the anonymized tables do not: each is filled only by a materialized "
+    "view over a record table, from rows already anonymized.",
+    "Distinct counts are stored as uniqCombined64 sketches of pseudonyms and daily visitor ids, "
+    "never the ids: a sketch holds 64-bit hashes of them (a HyperLogLog estimate once there are "
+    "many), which cannot be reversed or enumerated; only an approximate number can be read.",
+    "Reports (`GET /v1/reports/{name}`) read the rollups and are k-anonymous: a group is shown "
+    "only when it holds at least k distinct subjects; smaller groups of a day are merged into "
+    "`(other)`, itself shown only when it reaches k.",
+    "Each rollup row keeps the `retention_days` of the rows it summarises and expires that many "
+    "days after its day (`TTL day + retention_days`), so no later than those rows.",
+    "A data-subject deletion rebuilds the affected days of every rollup fed from the table the "
+    "rows were deleted from, so the subject no longer counts in any sketch or count.",
+)
+
+_AS_STORED = "the source column as stored"
+
+
+def _group(
+    table: str, column: str, why: str, source: str = "", how: str = _AS_STORED
+) -> RollupColumn:
+    return RollupColumn(table, column, (source or column,), "grouped by", how, why)
+
+
+def _common(table: str) -> tuple[RollupColumn, ...]:
+    """The group keys every rollup has: tenant, day and retention."""
+    return (
+        _group(table, "tenant_id", "The tenant is the organisation that sent the data, not a "
+               "person."),
+        _group(table, "day", "A day is shared by everything that happened on it.",
+               source="time", how="the UTC day of `time`; the time of day is not kept"),
+        _group(table, "retention_days", "A number of days says nothing about a person.",
+               how="the source rows' `retention_days`; drives the rollup's TTL, so a rollup row "
+               "expires no later than the rows it summarises"),
+    )  # fmt: skip
+
+
+def _sketch(table: str, column: str, source: str, what: str) -> RollupColumn:
+    return RollupColumn(
+        table, column, (source,), "sketched (uniqCombined64)",
+        f"a uniqCombined64 sketch of the group's non-empty {what}; only an approximate number "
+        "of distinct values can be read from it",
+        "A sketch holds only 64-bit hashes of pseudonyms (or an estimate of their number), "
+        "which cannot be reversed or enumerated, and reports show its count only for groups of "
+        "at least k subjects.",
+    )  # fmt: skip
+
+
+def _count(table: str, column: str, what: str) -> RollupColumn:
+    return RollupColumn(
+        table, column, (), "counted", f"the number of {what} in the group",
+        "A count per group says how many, never which or whose.",
+    )  # fmt: skip
+
+
+_A, _E, _M = "access_daily", "events_daily", "mail_daily"
+ROLLUP_COLUMNS: tuple[RollupColumn, ...] = (
+    # access_daily <- access_log
+    *_common(_A),
+    _group(_A, "service", "The tenant's own service name says nothing about the visitor."),
+    _group(_A, "host", "The requested site belongs to the tenant, not to the visitor."),
+    _group(_A, "route", "A route template is shared by every request to that kind of page.",
+           how="the route template (never the path or query)"),
+    _group(_A, "status_class", "A status class describes the response, not the person.",
+           source="status", how="the status's hundreds: `2xx`, `4xx`, ... (no status: empty)"),
+    _group(_A, "browser_family", "A browser family is shared by many people."),
+    _group(_A, "os_family", "An OS family is shared by many people."),
+    _group(_A, "device_family", "A device family is shared by many devices."),
+    _group(_A, "geo_country", "A country is shared by many people; region and city are not "
+           "carried into the rollup."),
+    _group(_A, "is_bot", "Whether a client is a bot says nothing about a person."),
+    _count(_A, "requests", "requests"),
+    RollupColumn(
+        _A, "bytes", ("bytes",), "summed", "the sum of the response sizes in the group",
+        "A total of response sizes per group describes the pages, not a person.",
+    ),
+    _sketch(_A, "visitors", "visitor_id", "daily visitor ids"),
+    _sketch(_A, "users", "user_pseudonym", "user pseudonyms"),
+    RollupColumn(
+        _A, "duration_ms", ("duration_ms",), "quantiles",
+        "the state of the group's 50th, 90th and 99th percentiles of `duration_ms` (a sample "
+        "of its values)",
+        "Percentiles of server time over a group describe the server, not a person.",
+    ),
+    # events_daily <- usage_events
+    *_common(_E),
+    _group(_E, "event", "An event name is defined by the tenant's product, not by the person."),
+    _group(_E, "feature", "A feature name is defined by the tenant's product, not by the "
+           "person."),
+    _group(_E, "action", "An action name is defined by the tenant's product, not by the "
+           "person."),
+    _count(_E, "events", "events"),
+    RollupColumn(
+        _E, "identified", ("user_pseudonym",), "counted",
+        "the number of events in the group that carry a user pseudonym",
+        "A count of identified events says how many there were, never whose.",
+    ),
+    _sketch(_E, "users", "user_pseudonym", "user pseudonyms"),
+    # mail_daily <- mail_scans
+    *_common(_M),
+    _group(_M, "mailer_id", "The mailer id names the business that sent the mail, not its "
+           "recipient."),
+    _group(_M, "zip3", "A ZIP3 area holds tens of thousands of households.",
+           source="routing_zip", how="the first three digits of the stored routing ZIP "
+           "(empty when `mail.routing_zip` stores none)"),
+    _group(_M, "event", "A scan event is a step of the postal process."),
+    _count(_M, "scans", "scans"),
+    _sketch(_M, "pieces", "serial_pseudonym", "mail-piece serial pseudonyms"),
+)  # fmt: skip
+
+
+def rollup_columns(table: str) -> tuple[RollupColumn, ...]:
+    return tuple(c for c in ROLLUP_COLUMNS if c.table == table)
+
 
 # Every policy key, in the order `anonymizer.policy.policy_settings` lists them.
 POLICY_KEYS: tuple[str, ...] = tuple(policy_settings(default_policy()))

@@ -8,25 +8,12 @@ the sink's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from anonymizer.rules import ROLLUPS as _ROLLUPS
+from anonymizer.rules import Rollup
 from collector.sink import Sink
 
 ROLLUP_MIGRATION = "0008_rollups.sql"
-
-
-@dataclass(frozen=True, slots=True)
-class Rollup:
-    table: str
-    view: str
-    source: str
-
-
-ROLLUPS = (
-    Rollup("access_daily", "access_daily_mv", "access_log"),
-    Rollup("events_daily", "events_daily_mv", "usage_events"),
-    Rollup("mail_daily", "mail_daily_mv", "mail_scans"),
-)
+ROLLUPS = tuple(_ROLLUPS.values())  # declared once, with the privacy rules of their columns
 
 
 def _view_select(sink: Sink, rollup: Rollup) -> str:
