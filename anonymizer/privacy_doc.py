@@ -555,6 +555,11 @@ def check_schema(tables: Mapping[str, Table], views: Mapping[str, View] | None =
 # --- rendering ---------------------------------------------------------------------------------
 
 
+def _md_row(*cells: str) -> str:
+    """One Markdown table row."""
+    return "| " + " | ".join(_cell(x) for x in cells) + " |"
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -601,19 +606,14 @@ def _table_section(table: Table, policy: Policy, settings: Mapping[str, str]) ->
     for c in table.columns:
         rules = ruled[c.name]
         lines.append(
-            "| "
-            + " | ".join(
-                _cell(x)
-                for x in (
-                    f"`{c.name}`",
-                    f"`{c.type}`",
-                    _joined([_source(r) for r in rules]),
-                    _joined([_under(r, policy, settings) for r in rules]),
-                    _joined([r.rule for r in rules]),
-                    _joined([r.why for r in rules]),
-                )
+            _md_row(
+                f"`{c.name}`",
+                f"`{c.type}`",
+                _joined([_source(r) for r in rules]),
+                _joined([_under(r, policy, settings) for r in rules]),
+                _joined([r.rule for r in rules]),
+                _joined([r.why for r in rules]),
             )
-            + " |"
         )
     if kinds:
         kind = kinds[0]
@@ -655,19 +655,14 @@ def _rollup_section(table: Table, view: View) -> list[str]:
     for c in table.columns:
         rule = ruled[c.name]
         lines.append(
-            "| "
-            + " | ".join(
-                _cell(x)
-                for x in (
-                    f"`{c.name}`",
-                    f"`{c.type}`",
-                    _rollup_source(rule, rollup),
-                    f"**{rule.operation}**: {rule.how}",
-                    f"`{' '.join(view.columns[c.name].split())}`",
-                    rule.why,
-                )
+            _md_row(
+                f"`{c.name}`",
+                f"`{c.type}`",
+                _rollup_source(rule, rollup),
+                f"**{rule.operation}**: {rule.how}",
+                f"`{' '.join(view.columns[c.name].split())}`",
+                rule.why,
             )
-            + " |"
         )
     return [*lines, ""]
 
