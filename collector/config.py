@@ -32,7 +32,9 @@ class ServerConfig:
     tls_cert: Path | None = None  # PEM certificate chain; with tls_key, the collector serves HTTPS
     tls_key: Path | None = None
     allow_plaintext: bool = False  # plain HTTP off loopback: only behind a TLS-terminating proxy
-    max_inflight_requests: int = 256  # ingest requests processed at once; beyond: 503
+    # ingest requests processed at once, beyond: 503. Bounds memory: each holds its body (at most
+    # max_decompressed_bytes), so 64 x 64 MiB in the worst case, a few MiB in practice
+    max_inflight_requests: int = 64
 
 
 @dataclass(frozen=True, slots=True)
