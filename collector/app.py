@@ -38,7 +38,7 @@ from collector.limits import InFlight, RateLimiter
 from collector.metrics import Metrics
 from collector.middlewares import PUBLIC_PATHS, Handler, auth_middleware, errors_middleware
 from collector.pipeline import Pipeline
-from collector.policies import PolicyRefused, PolicyStore
+from collector.policies import PolicyChange, PolicyRefused, PolicyStore
 from collector.salts import SaltStore
 from collector.sink import AsyncSink
 from collector.sink_chdb import ChdbSink
@@ -177,7 +177,7 @@ async def _audit_startup(app: web.Application) -> None:
     }
     store = app[PIPELINE].policies
     changes = [
-        policy_api.PolicyChange(t, last.get(t, 0), store.for_tenant(t).version, "found at start")
+        PolicyChange(t, last.get(t, 0), store.for_tenant(t).version, "found at start")
         for t in store.tenant_ids
         if last.get(t) != store.for_tenant(t).version
     ]

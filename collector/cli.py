@@ -20,6 +20,7 @@ from collector.auth import hash_key, new_api_key
 from collector.config import ServerConfig, check_transport, load_config
 from collector.errors import CollectorError
 from collector.logs import setup_logging
+from collector.middlewares import route_of
 from collector.sink_chdb import ChdbSink
 
 log = logging.getLogger("collector")
@@ -30,13 +31,7 @@ class AccessLogger(AbstractAccessLogger):
     """aiohttp's default access log writes the client address: ours never does."""
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        route = "<unmatched>"
-        try:
-            resource = request.match_info.route.resource
-        except AssertionError:  # the request failed in the HTTP parser, before routing
-            resource = None
-        if resource is not None:
-            route = resource.canonical
+        route = route_of(request)
         self.logger.info("%s %s %d %.1fms", request.method, route, response.status, time * 1000)
 
 

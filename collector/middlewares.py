@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.web_request import BaseRequest
 
 from collector.appkeys import AUTH, TENANT
 from collector.errors import HttpError
@@ -49,7 +50,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception as e:
         tb = "".join(traceback.format_tb(e.__traceback__))
         log.error(
-            "unhandled %s on %s %s\n%s", type(e).__name__, request.method, _route(request), tb
+            "unhandled %s on %s %s\n%s", type(e).__name__, request.method, route_of(request), tb
         )
         return error_response(500, "internal error", "")
 
@@ -61,8 +62,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-def _route(request: web.Request) -> str:
+def route_of(request: BaseRequest) -> str:
     """The route template, never the raw path: paths of unmatched requests can carry anything."""
-    info = request.match_info
-    resource = info.route.resource if info.http_exception is None else None
+    try:
+        resource = request.match_info.route.resource
+    except AssertionError:  # the request failed in the HTTP parser, before routing
+        return "<unmatched>"
     return resource.canonical if resource is not None else "<unmatched>"
