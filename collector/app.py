@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -39,12 +38,12 @@ from collector.metrics import Metrics
 from collector.middlewares import PUBLIC_PATHS, Handler, auth_middleware, errors_middleware
 from collector.pipeline import Pipeline
 from collector.policies import PolicyChange, PolicyRefused, PolicyStore
-from collector.salts import SaltStore
+from collector.salts import SWEEP_INTERVAL_S, SaltStore, sweep_forever
 from collector.sink import AsyncSink
 from collector.sink_chdb import ChdbSink
 
 log = logging.getLogger(__name__)
-SALT_SWEEP_SECONDS = 60.0
+SALT_SWEEP_SECONDS = SWEEP_INTERVAL_S
 
 
 def create_app(config: Config) -> web.Application:
@@ -154,12 +153,13 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
             log.info("applied migrations: %s", ", ".join(applied))
         app[SINK] = sink
         db = app[DB] = AsyncSink(sink, executor)
-        batchers = Batchers([k.table for k in KINDS.values()], db.insert, config.batch)
+        tables = [k.table for k in KINDS.values()]
+        batchers = Batchers(tables, db.insert, config.batch, probe=db.probe)
         app[BATCHERS] = batchers
         batchers.start()
         app[IDEMPOTENCY] = IdempotencyStore(storage.path / "idempotency.jsonl")
         yield
-        await batchers.close()
+        await batchers.close(timeout_s=config.server.shutdown_timeout_s)
         app[IDEMPOTENCY].close()
     finally:
         await loop.run_in_executor(executor, sink.close)
@@ -185,12 +185,8 @@ async def _audit_startup(app: web.Application) -> None:
 
 
 async def _sweep_salts(app: web.Application) -> None:
-    salts = app[PIPELINE].salts
-    while True:
-        gone = salts.sweep(int(time.time() * 1000))
-        if gone:
-            log.info("destroyed visitor-id salts of %s", ", ".join(gone))
-        await asyncio.sleep(SALT_SWEEP_SECONDS)
+    """Destroys expired visitor salts; survives file-system errors and retries (see salts.py)."""
+    await sweep_forever(app[PIPELINE].salts, SALT_SWEEP_SECONDS)
 
 
 async def _policy_reload_and_salts(app: web.Application) -> AsyncIterator[None]:

@@ -12,11 +12,14 @@ from aiohttp.web_protocol import RequestPayloadError
 from anonymizer.errors import RecordInvalid
 from collector import otlp
 from collector.appkeys import BATCHERS, CONFIG, IDEMPOTENCY, METRICS, PIPELINE, RATES, TENANT
+from collector.batcher import Batcher
 from collector.decode import Failed, check_count, check_encoding, decoder_for
 from collector.errors import BadRequest, PayloadTooLarge
 from collector.idempotency import Answer
 from collector.kinds import KINDS, OTLP_UNMAPPED, Kind
+from collector.metrics import Family
 from collector.pipeline import Outcome
+from collector.salts import wall_clock_ms
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -131,10 +134,38 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    queued = request.app[BATCHERS].queued_rows
+    """Not ready (503, with reasons) while a background task fails: a table's inserts, or the
+    destruction of visitor salts; busy while the ingest queue is full."""
+    batchers = request.app[BATCHERS]
+    queued = batchers.queued_rows
+    reasons = batchers.failures() + request.app[PIPELINE].salts.health(wall_clock_ms())
+    if reasons:
+        body = {"status": "failing", "queued_rows": queued, "reasons": reasons}
+        return web.json_response(body, status=503)
     if queued >= request.app[CONFIG].batch.max_pending_rows:
         return web.json_response({"status": "busy", "queued_rows": queued}, status=503)
     return web.json_response({"status": "ready", "queued_rows": queued})
+
+
+def _background_families(request: web.Request) -> list[Family]:
+    """Failures of the background tasks: the batchers (one per table) and the salt sweep."""
+    tables = request.app[BATCHERS].by_table.values()
+    salts = request.app[PIPELINE].salts
+
+    def per_table(value: Callable[[Batcher], float]) -> dict[str, float]:
+        return {f'table="{b.table}"': value(b) for b in tables}
+
+    tasks = {f'task="batcher-{b.table}"': float(b.failed_batches + b.task_errors) for b in tables}
+    tasks['task="salt-sweep"'] = salts.sweep_errors
+    return [
+        ("collector_background_errors_total", "counter", tasks),
+        ("collector_insert_errors_total", "counter", per_table(lambda b: b.insert_errors)),
+        ("collector_storage_failing", "gauge", per_table(lambda b: int(b.failing is not None))),
+        ("collector_salt_sweep_errors_total", "counter", {"": salts.sweep_errors}),
+        ("collector_salt_sweep_failing", "gauge", {"": int(salts.sweep_failing is not None)}),
+        ("collector_salts_overdue", "gauge", {"": len(salts.overdue(wall_clock_ms()))}),
+        ("collector_salts_destroyed_total", "counter", {"": salts.destroyed_total}),
+    ]
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -143,6 +174,7 @@ async def metrics(request: web.Request) -> web.Response:
         {
             "collector_queued_rows": batchers.queued_rows,
             "collector_flushed_batches": batchers.flushed_batches,
-        }
+        },
+        _background_families(request),
     )
     return web.Response(text=text, content_type="text/plain")

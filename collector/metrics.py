@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+
+# (name, "counter" | "gauge", {label text such as 'table="x"' or "": value}): state kept by
+# other objects (batchers, the salt store), rendered at scrape time
+Family = tuple[str, str, dict[str, float]]
 
 
 class Metrics:
@@ -14,7 +19,7 @@ class Metrics:
         self.consent: Counter[tuple[str, str, str]] = Counter()
         self.dropped_fields: Counter[str] = Counter()  # by kind: fields with no rule, dropped
 
-    def render(self, gauges: dict[str, float]) -> str:
+    def render(self, gauges: dict[str, float], families: Sequence[Family] = ()) -> str:
         lines = [
             "# TYPE collector_records_received_total counter",
             *(
@@ -45,4 +50,7 @@ class Metrics:
         ]
         for name, value in gauges.items():
             lines += [f"# TYPE {name} gauge", f"{name} {value}"]
+        for name, kind, samples in families:
+            lines.append(f"# TYPE {name} {kind}")
+            lines += [f"{name}{{{lb}}} {v}" if lb else f"{name} {v}" for lb, v in samples.items()]
         return "\n".join(lines) + "\n"

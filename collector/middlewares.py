@@ -16,6 +16,7 @@ from aiohttp.web_request import BaseRequest
 
 from collector.appkeys import AUTH, TENANT
 from collector.errors import HttpError
+from collector.failures import describe
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]  # every handler and middleware
@@ -47,6 +48,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if "Allow" in e.headers:  # 405 must say which methods are allowed
             response.headers["Allow"] = e.headers["Allow"]
         return response
+    except OSError as e:
+        # a full or read-only disk, too many open files: not the request's fault, and it may
+        # succeed later (the scratch folder, a salt or key file, the idempotency log)
+        log.error("%s on %s %s", describe(e), request.method, route_of(request))
+        return error_response(503, "service unavailable", "storage is failing", retry_after=5)
     except Exception as e:
         tb = "".join(traceback.format_tb(e.__traceback__))
         log.error(

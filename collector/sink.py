@@ -1,5 +1,5 @@
 """What the pipeline needs from storage. The embedded chDB sink implements it; a ClickHouse server
-sink (clickhouse-connect) will implement the same four calls.
+sink (clickhouse-connect) will implement the same five calls.
 
 All calls are blocking: the service runs them on one worker thread (chDB releases the GIL while a
 query runs), so the event loop stays responsive.
@@ -22,6 +22,9 @@ class Sink(Protocol):
     def insert(self, table: str, rows: bytes, token: str) -> None:
         """Insert newline-separated JSON rows; a retry with the same `token` is not stored twice."""
 
+    def probe(self, table: str) -> None:
+        """Raises unless an insert into `table` can work now (disk space, scratch folder)."""
+
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run a query; rows as dicts."""
 
@@ -43,6 +46,10 @@ class AsyncSink:
     async def insert(self, table: str, rows: bytes, token: str) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self.sink.insert, table, rows, token)
+
+    async def probe(self, table: str) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.sink.probe, table)
 
     async def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         loop = asyncio.get_running_loop()

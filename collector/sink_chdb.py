@@ -5,6 +5,9 @@ Inserts go through a file: rows are written as JSONEachRow into the data folder 
 `INSERT ... SELECT * FROM file(...)` (about 10x faster than inline data in the query text); the
 columns are matched by name from the target table. The file holds anonymized rows only and is
 deleted after the insert.
+
+`probe` tells whether an insert can work now (the storage is failing until one does): it writes a
+scratch file as large as the engine's smallest space reservation and inserts no rows.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from chdb import session as chdb_session
 from collector.errors import SinkError, SinkUnavailable
 from collector.migrate import SQL_DIR, Migration, apply_migrations
 
+PROBE_BYTES = 2 * 1024 * 1024  # chDB reserves 1 MiB for the smallest part it writes
 _IDENT_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
@@ -91,15 +95,38 @@ class ChdbSink:
 
         return apply_migrations(self.execute, applied, record, self.sql_dir)
 
+    def _scratch(self, name: str) -> Path:
+        """A file in the scratch folder, made again if someone removed it."""
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        return self.tmp_dir / name
+
     def insert(self, table: str, rows: bytes, token: str) -> None:
-        tmp = self.tmp_dir / f"{_ident(token)}.ndjson"
-        with open(tmp, "wb") as f:
-            f.write(rows)
+        tmp = self._scratch(f"{_ident(token)}.ndjson")
         try:
+            with open(tmp, "wb") as f:
+                f.write(rows)
             self._run(
                 f"INSERT INTO {self.database}.{_ident(table)} "
                 f"SELECT * FROM file('{tmp}', 'JSONEachRow') "
                 f"SETTINGS insert_deduplication_token = '{_ident(token)}'"
+            )
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def probe(self, table: str) -> None:
+        """Raises unless an insert into `table` can work now: the scratch folder takes a file of
+        `PROBE_BYTES` and the engine takes an insert (of no rows) into the table."""
+        tmp = self._scratch(f"probe-{_ident(table)}.ndjson")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(bytes(PROBE_BYTES))
+                f.flush()
+                os.fsync(f.fileno())
+                f.truncate(0)
+            self._run(
+                f"INSERT INTO {self.database}.{_ident(table)} "
+                f"SELECT * FROM file('{tmp}', 'JSONEachRow')"
             )
         finally:
             with contextlib.suppress(FileNotFoundError):
