@@ -256,12 +256,13 @@ class Batcher:
         self._full.set()
         task, self._task = self._task, None
         if task is not None:
-            try:
-                await asyncio.wait_for(task, timeout_s)
-            except TimeoutError:
+            done, _ = await asyncio.wait({task}, timeout=timeout_s)
+            if not done:
                 log.error("batcher for %s did not finish within %s s", self.table, timeout_s)
-            except Exception as e:  # not expected: `_run` restarts its loop on errors
-                log.error("batcher for %s ended with %s", self.table, describe(e))
+                task.cancel()
+                await asyncio.wait({task})
+            elif not task.cancelled() and (e := task.exception()) is not None:
+                log.error("batcher for %s ended with %s", self.table, describe(e))  # unexpected
         self._answer_all("shutting down")
 
 
