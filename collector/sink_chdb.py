@@ -64,8 +64,16 @@ class ChdbSink:
                 f"cannot open the embedded engine at {path}: another process (a running "
                 "collector?) holds it, or it is damaged"
             ) from e
+        self._clear_scratch()
         self._run(f"CREATE DATABASE IF NOT EXISTS {self.database}")
         self._run(f"USE {self.database}")
+
+    def _clear_scratch(self) -> None:
+        """Insert files left by a crash hold space (on a full disk, the space that is missing):
+        only the process holding the engine writes them, and it has just opened it."""
+        for leftover in self.tmp_dir.glob("*.ndjson"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
 
     def _run(self, sql: str, fmt: str = "CSV", params: dict[str, Any] | None = None) -> bytes:
         with self._lock:

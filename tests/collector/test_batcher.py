@@ -315,3 +315,19 @@ def test_any_sequence_of_failures_answers_every_request_and_stores_only_the_acce
         assert count(sink) == accepted == outcomes.count(None)
 
     asyncio.run(scenario())
+
+
+def test_insert_files_left_by_a_crash_are_removed_on_open(tmp_path: Path) -> None:
+    (tmp_path / "tmp").mkdir()
+    left = tmp_path / "tmp" / "0123abcd.ndjson"
+    left.write_bytes(b'{"n": 1}\n' * 1000)
+    ChdbSink(tmp_path / "chdb", "batcher_test", tmp_path / "tmp").close()
+    assert not left.exists()
+
+
+def test_a_failed_write_leaves_no_insert_file(sink: ChdbSink, tmp_path: Path) -> None:
+    with pytest.raises(SinkError):  # an engine error after the file was written
+        sink.insert("no_such_table", b'{"n": 1}', "tok1")
+    assert list((tmp_path / "tmp").iterdir()) == []
+    sink.probe("t")  # the probe leaves nothing behind either
+    assert list((tmp_path / "tmp").iterdir()) == [] and count(sink) == 0

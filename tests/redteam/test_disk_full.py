@@ -1,5 +1,5 @@
 """Disk full under the real service: its data folder on a small tmpfs, filled up with a big file
-and freed again. Every request is answered (503 JSON, never a hang) while the disk is full,
+and freed again; and its scratch folder (`data/tmp`) on a tmpfs remounted read-only. Every request is answered (503 JSON, never a hang) while the disk is full,
 /readyz and /metrics say so, the service recovers without a restart when space returns, and
 SIGTERM while failing stops it in a bounded time with exit 0.
 
@@ -31,14 +31,14 @@ SHUTDOWN_TIMEOUT_S = 10
 MARKERS = ("198.51.100.77", "disk-full-user", "/disk-full-marker")
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
+@contextlib.contextmanager
+def tmpfs(mnt: Path, size_mib: int) -> Iterator[Path]:
+    """A tmpfs of `size_mib` at `mnt`, unmounted on the way out; skips when it cannot be."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
+    mnt.mkdir(parents=True, exist_ok=True)
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK_MIB}m,mode=0700", "tmpfs", str(mnt)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mib}m,mode=0700", "tmpfs", str(mnt)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if mounted.returncode != 0:
@@ -48,6 +48,23 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     finally:
         if subprocess.run(["umount", str(mnt)], check=False).returncode != 0:
             subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def remount(mnt: Path, mode: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(mnt)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "disk", DISK_MIB) as mnt:
+        yield mnt
+
+
+@pytest.fixture
+def scratch_mount(tmp_path: Path) -> Iterator[Path]:
+    """`data/tmp`, where the insert files are written, on a tmpfs of its own."""
+    with tmpfs(tmp_path / "data" / "tmp", 16) as mnt:
+        yield mnt
 
 
 def fill(disk: Path, leave_bytes: int = 0) -> Path:
@@ -196,3 +213,41 @@ async def test_disk_full_is_answered_shown_recovered_and_stops_cleanly(
     out, err = await asyncio.wait_for(counted.communicate(), 120)
     assert counted.returncode == 0, err.decode()
     assert orjson.loads(out) == {"n": accepted}  # what got 202, nothing else
+
+
+async def test_a_read_only_scratch_folder_is_answered_shown_and_recovered(
+    tmp_path: Path, scratch_mount: Path
+) -> None:
+    """Root writes through any file mode, so the folder is made read-only for real: its tmpfs
+    is remounted `ro`, then `rw` again."""
+    async with running_service(tmp_path) as svc, aiohttp.ClientSession() as s:
+        status, _, _ = await post(s, svc)
+        assert status == 202
+        remount(scratch_mount, "ro")
+        try:
+            status, body, first_503_s = await post(s, svc)
+            assert status == 503 and body["detail"] == "storage is failing"
+            status, ready = await readiness(s, svc)
+            assert status == 503 and any(
+                "table access_log" in r and "EROFS" in r for r in ready["reasons"]
+            ), ready
+            metrics_errors = 'collector_background_errors_total{task="batcher-access_log"}'
+            assert await metric(s, svc, metrics_errors) == 1
+        finally:
+            remount(scratch_mount, "rw")
+        recovered_s = await ready_again(s, svc)
+        status, body, _ = await post(s, svc)
+        assert status == 202, body
+        remount(scratch_mount, "ro")  # and SIGTERM while it fails
+        try:
+            t0 = time.monotonic()
+            code = await svc.stop(grace_s=60)
+            stop_s = time.monotonic() - t0
+        finally:
+            remount(scratch_mount, "rw")
+    assert code == 0 and stop_s < 30, (code, stop_s)
+    print(
+        f"\nread-only scratch: 503 in {first_503_s:.2f} s; ready {recovered_s:.1f} s after rw; "
+        f"SIGTERM while failing: exit {code} in {stop_s:.2f} s"
+    )
+    assert "Traceback" not in svc.log()
