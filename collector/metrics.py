@@ -13,6 +13,8 @@ class Metrics:
         # (tenant, kind, reason): identifiers stripped or record dropped by consent rules
         self.consent: Counter[tuple[str, str, str]] = Counter()
         self.dropped_fields: Counter[str] = Counter()  # by kind: fields with no rule, dropped
+        # SIGHUP reloads by outcome: applied, refused_invalid (a bad file), refused_audit
+        self.policy_reloads: Counter[str] = Counter()
 
     def render(self, gauges: dict[str, float]) -> str:
         lines = [
@@ -41,6 +43,11 @@ class Metrics:
                 "collector_records_consent_limited_total"
                 f'{{tenant="{t}",kind="{k}",reason="{r}"}} {v}'
                 for (t, k, r), v in self.consent.items()
+            ),
+            "# TYPE collector_policy_reloads_total counter",
+            *(
+                f'collector_policy_reloads_total{{outcome="{o}"}} {v}'
+                for o, v in self.policy_reloads.items()
             ),
         ]
         for name, value in gauges.items():
