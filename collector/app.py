@@ -157,7 +157,11 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         batchers = Batchers([k.table for k in KINDS.values()], db.insert, config.batch)
         app[BATCHERS] = batchers
         batchers.start()
-        app[IDEMPOTENCY] = IdempotencyStore(storage.path / "idempotency.jsonl")
+        app[IDEMPOTENCY] = IdempotencyStore(
+            storage.path / "idempotency.jsonl",
+            config.idempotency.max_keys_per_tenant,
+            config.idempotency.max_bytes_per_tenant,
+        )
         yield
         await batchers.close()
         app[IDEMPOTENCY].close()
