@@ -86,7 +86,7 @@ def scrub(text: str) -> str:
 def _parser_error_summary(e: HttpProcessingError) -> str:
     """`BadHttpMessage: 400, Invalid header value char`: what went wrong, none of the bytes."""
     first = str(e.message).strip().split("\n", 1)[0]
-    first = re.split(r"""['"]|\bb'|:\s*$""", first, maxsplit=1)[0].strip(" :")
+    first = re.split(r"""\bb['"]|(?:^|\s)['"]|"|:\s*$""", first, maxsplit=1)[0].strip(" :")
     return f"{type(e).__name__}: {e.code}, {first or 'malformed request'}"
 
 
