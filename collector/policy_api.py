@@ -24,6 +24,7 @@ from collector.errors import (
     SinkError,
     UnprocessableEntity,
 )
+from collector.params import check_names
 from collector.policies import PolicyChange, PolicyRefused
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ async def read_policy_body(request: web.Request) -> bytes:
 
 
 async def get_policy(request: web.Request) -> web.Response:
+    check_names(request.query, ())
     tenant = request[TENANT]
     store = request.app[PIPELINE].policies
     return web.json_response(
@@ -124,6 +126,7 @@ async def get_policy(request: web.Request) -> web.Response:
 
 
 async def put_policy(request: web.Request) -> web.Response:
+    check_names(request.query, ())
     tenant = request[TENANT]
     body = await read_policy_body(request)
     try:
@@ -160,6 +163,7 @@ async def put_policy(request: web.Request) -> web.Response:
 
 
 async def get_audit(request: web.Request) -> web.Response:
+    check_names(request.query, ())
     rows = await request.app[DB].query(
         "SELECT toString(time) AS time, actor, source, old_version, new_version, diff "
         "FROM policy_audit WHERE tenant_id = {t:String} ORDER BY time DESC LIMIT 1000",

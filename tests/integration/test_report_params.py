@@ -119,3 +119,26 @@ def test_check_names_with_no_parameters_allowed() -> None:
         assert e.detail == "unknown query parameter; this endpoint takes: none"
     else:
         raise AssertionError("an unknown parameter was accepted")
+
+
+async def test_endpoints_without_parameters_refuse_any(start: AppFactory) -> None:
+    """A parameter an endpoint does not take is a 400, never silently ignored (a client that
+    thinks `?tenant=` or `?version=` does something must learn that it does not)."""
+    from tests.conftest import PRIVACY_KEY
+
+    client = await start()
+    toml = auth(PRIVACY_KEY, **{"Content-Type": "application/toml"})
+    calls = [
+        (client.get, "/v1/policy", "get", {}),
+        (client.get, "/v1/policy/audit", "get", {}),
+        (client.put, "/v1/policy", "put", {"data": b"version = 2\n"}),
+        (client.post, "/v1/subjects/export", "post", {"json": {"user_id": "u1"}}),
+        (client.post, "/v1/subjects/delete", "post", {"json": {"user_id": "u1"}}),
+    ]
+    for call, path, method, kwargs in calls:
+        r = await call(f"{path}?tenant=globex", headers=toml, **kwargs)
+        assert r.status == 400, (path, await r.text())
+        body = await check(r, path, method)
+        assert body["detail"] == "unknown query parameter; this endpoint takes: none"
+    view = await (await client.get("/v1/policy", headers=toml)).json()
+    assert view["version"] == 1  # the refused PUT changed nothing
