@@ -161,6 +161,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
             storage.path / "idempotency.jsonl",
             config.idempotency.max_keys_per_tenant,
             config.idempotency.max_bytes_per_tenant,
+            config.idempotency.compact_min_bytes,
         )
         yield
         await batchers.close()

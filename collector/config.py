@@ -75,6 +75,8 @@ class IdempotencyConfig:
 
     max_keys_per_tenant: int = 100_000
     max_bytes_per_tenant: int = 32 * MIB
+    # the file is rewritten with the live keys when over max(this, 2 x their bytes)
+    compact_min_bytes: int = MIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,9 @@ def parse_config(text: str, base: Path) -> Config:
         ),
         max_bytes_per_tenant=_int(
             idem, "idempotency.max_bytes_per_tenant", i.max_bytes_per_tenant, 4096, 2**40
+        ),
+        compact_min_bytes=_int(
+            idem, "idempotency.compact_min_bytes", i.compact_min_bytes, 4096, 2**40
         ),
     )
     _known(server, "server", set(ServerConfig.__slots__))

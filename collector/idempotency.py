@@ -15,7 +15,7 @@ Everything is bounded while running, not only at restart:
   early is a retry that will be ingested again, which is why answers are compact: the caps are
   reached by request count, not by answer size;
 - the file is rewritten with the live entries only (on a worker thread, appends continue) when
-  it holds more than `COMPACT_FACTOR` times the live bytes (and at least `COMPACT_MIN_BYTES`).
+  it holds more than `COMPACT_FACTOR` times the live bytes (and at least `compact_min_bytes`).
 
 The route is part of a key's identity: the same key used on another route is a 422, never the
 other route's answer.
@@ -112,10 +112,12 @@ class IdempotencyStore:
         path: Path,
         max_keys_per_tenant: int = DEFAULT_MAX_KEYS_PER_TENANT,
         max_bytes_per_tenant: int = DEFAULT_MAX_BYTES_PER_TENANT,
+        compact_min_bytes: int = COMPACT_MIN_BYTES,
     ) -> None:
         self.path = path
         self.max_keys_per_tenant = max_keys_per_tenant
         self.max_bytes_per_tenant = max_bytes_per_tenant
+        self.compact_min_bytes = compact_min_bytes
         # per tenant, oldest first: (key digest) -> entry
         self._entries: dict[str, OrderedDict[str, _Entry]] = {}
         self._bytes: dict[str, int] = {}  # per tenant: sum of its entries' sizes
@@ -125,7 +127,7 @@ class IdempotencyStore:
         self._compacting: asyncio.Task[None] | None = None
         self._pending: list[bytes] | None = None  # lines appended while compacting
         self._closed = False
-        self._retry_at = COMPACT_MIN_BYTES  # no compaction below this file size
+        self._retry_at = compact_min_bytes  # no compaction below this file size
         self._load()
         self._file = open(path, "ab")  # noqa: SIM115 - held open for appends until close()
         self._file_bytes = self._file.tell()
@@ -196,10 +198,10 @@ class IdempotencyStore:
                 return
             self._swap_in(tmp, self._pending)
             self.compactions += 1
-            self._retry_at = COMPACT_MIN_BYTES
+            self._retry_at = self.compact_min_bytes
         except OSError as e:  # the old file is intact: keep appending to it, retry later
             log.error("idempotency file compaction failed: %s", e.strerror)
-            self._retry_at = self._file_bytes + COMPACT_MIN_BYTES
+            self._retry_at = self._file_bytes + self.compact_min_bytes
         finally:
             self._pending = None
 
