@@ -260,7 +260,8 @@ class IdempotencyStore:
         now = time.time()
         self._prune(now)
         while True:
-            entry = self._entries.get(tenant, {}).get(digest)
+            entries = self._entries.get(tenant)
+            entry = entries.get(digest) if entries is not None else None
             if entry is not None:
                 if entry.route != route:
                     raise UnprocessableEntity("Idempotency-Key was used on another route")
