@@ -27,8 +27,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 REDACTED = "{redacted}"
 # request data echoed by a parser: b'...' / b"..." with escapes
 _BYTES = re.compile(r"""\bb'(?:[^'\\\n]|\\.)*'|\bb"(?:[^"\\\n]|\\.)*\"""")
+# an auth scheme as HTTP writes it, then a credential-sized word (`basic auth` is text)
 _SCHEME = re.compile(
-    r"(?i)\b(bearer|basic|digest|negotiate|ntlm|token|apikey)([ \t]+)[A-Za-z0-9._~+/=:-]+"
+    r"\b(Bearer|bearer|BEARER|Basic|BASIC|Digest|Negotiate|NTLM)([ \t]+)[A-Za-z0-9._~+/=:-]{8,}"
 )
 _API_KEY = re.compile(r"\btck_[A-Za-z0-9_-]*")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?")

@@ -113,7 +113,8 @@ ORDINARY = [
     "DB::Exception", "std::vector", "Poco::Net::HTTPException", "12:30:45", "23:59:59.999",
     "version 1.2.3", "v10.0.1", "POST /v1/logs 202 3.1ms", "applied migrations: 0001_a.sql",
     "tenant acme: version 1 -> 2", "took 1.5s", "queued_rows 0", "route /v1/reports/{name}",
-    "a -> b", "ratio 3:1", "IPv6 prefix /48", "key id 1a2b3c4d5e6f",
+    "a -> b", "ratio 3:1", "IPv6 prefix /48", "key id 1a2b3c4d5e6f", "token bucket refilled",
+    "basic auth refused", "Basic auth", 'Bearer realm="telemetry-collector"', "cache max-age 5",
 ]  # fmt: skip
 
 
