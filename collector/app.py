@@ -157,7 +157,12 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         batchers = Batchers(tables, db.insert, config.batch, probe=db.probe)
         app[BATCHERS] = batchers
         batchers.start()
-        app[IDEMPOTENCY] = IdempotencyStore(storage.path / "idempotency.jsonl")
+        app[IDEMPOTENCY] = IdempotencyStore(
+            storage.path / "idempotency.jsonl",
+            config.idempotency.max_keys_per_tenant,
+            config.idempotency.max_bytes_per_tenant,
+            config.idempotency.compact_min_bytes,
+        )
         yield
         await batchers.close(timeout_s=config.server.shutdown_timeout_s)
         app[IDEMPOTENCY].close()

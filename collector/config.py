@@ -35,6 +35,8 @@ class ServerConfig:
     # ingest requests processed at once, beyond: 503. Bounds memory: each holds its body (at most
     # max_decompressed_bytes), so 64 x 64 MiB in the worst case, a few MiB in practice
     max_inflight_requests: int = 64
+    # SHA-256 of the operator's token that sees every tenant's /metrics series ("": none)
+    metrics_token_sha256: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,17 @@ class BatchConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class IdempotencyConfig:
+    """Bounds of the Idempotency-Key memory (and of its file, which holds the same entries).
+    At either cap the tenant's oldest key is forgotten: its retry would be ingested again."""
+
+    max_keys_per_tenant: int = 100_000
+    max_bytes_per_tenant: int = 32 * MIB
+    # the file is rewritten with the live keys when over max(this, 2 x their bytes)
+    compact_min_bytes: int = MIB
+
+
+@dataclass(frozen=True, slots=True)
 class EnrichConfig:
     geoip_database: Path | None = None
     user_agent_cache_size: int = 16_384
@@ -80,7 +93,7 @@ class ApiKeyConfig:
     scopes: frozenset[str] = frozenset({"ingest"})
 
 
-SCOPES = frozenset({"ingest", "analyst", "privacy", "admin"})
+SCOPES = frozenset({"ingest", "analyst", "privacy", "admin", "metrics"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +114,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
+    idempotency: IdempotencyConfig = field(default_factory=IdempotencyConfig)
     policy_file: Path | None = None
     policy_tenant_dir: Path | None = None  # <tenant>.toml overrides; default <data>/policies
     tenants: tuple[TenantConfig, ...] = ()
@@ -124,13 +138,31 @@ def parse_config(text: str, base: Path) -> Config:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config is not valid TOML: {e}") from e
-    _known(doc, "", {"server", "storage", "batch", "geoip", "user_agent", "policy", "tenants"})
+    _known(
+        doc,
+        "",
+        {"server", "storage", "batch", "geoip", "user_agent", "policy", "tenants", "idempotency"},
+    )
     server = _section(doc, "server")
     storage = _section(doc, "storage")
     batch = _section(doc, "batch")
     geoip = _section(doc, "geoip")
     ua = _section(doc, "user_agent")
     policy = _section(doc, "policy")
+    idem = _section(doc, "idempotency")
+    _known(idem, "idempotency", set(IdempotencyConfig.__slots__))
+    i = IdempotencyConfig()
+    idempotency_cfg = IdempotencyConfig(
+        max_keys_per_tenant=_int(
+            idem, "idempotency.max_keys_per_tenant", i.max_keys_per_tenant, 1, 10**8
+        ),
+        max_bytes_per_tenant=_int(
+            idem, "idempotency.max_bytes_per_tenant", i.max_bytes_per_tenant, 4096, 2**40
+        ),
+        compact_min_bytes=_int(
+            idem, "idempotency.compact_min_bytes", i.compact_min_bytes, 4096, 2**40
+        ),
+    )
     _known(server, "server", set(ServerConfig.__slots__))
     _known(storage, "storage", {"engine", "path", "database"})
     _known(batch, "batch", set(BatchConfig.__slots__))
@@ -154,7 +186,10 @@ def parse_config(text: str, base: Path) -> Config:
         max_inflight_requests=_int(
             server, "server.max_inflight_requests", d.max_inflight_requests, 1, 100_000
         ),
+        metrics_token_sha256=_str(server, "server.metrics_token_sha256", ""),
     )
+    if server_cfg.metrics_token_sha256 and not SHA256_HEX.match(server_cfg.metrics_token_sha256):
+        raise ConfigError("server.metrics_token_sha256: must be 64 lower-case hex digits")
     if (server_cfg.tls_cert is None) != (server_cfg.tls_key is None):
         raise ConfigError("server.tls_cert and server.tls_key: set both, or neither")
     engine = _str(storage, "storage.engine", "embedded")
@@ -186,6 +221,7 @@ def parse_config(text: str, base: Path) -> Config:
         storage=storage_cfg,
         batch=batch_cfg,
         enrich=enrich_cfg,
+        idempotency=idempotency_cfg,
         policy_file=_path(base, policy_file) if policy_file else None,
         policy_tenant_dir=_path(base, tenant_dir) if tenant_dir else None,
         tenants=tenants,

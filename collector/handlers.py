@@ -18,6 +18,8 @@ from collector.errors import BadRequest, PayloadTooLarge
 from collector.idempotency import Answer
 from collector.kinds import KINDS, OTLP_UNMAPPED, Kind
 from collector.metrics import Family
+from collector.metrics_access import visible_tenants
+from collector.middlewares import route_of
 from collector.pipeline import Outcome
 from collector.salts import wall_clock_ms
 
@@ -63,7 +65,9 @@ async def answer_once(
     if key is None:
         answer = await compute()
     else:
-        answer = await request.app[IDEMPOTENCY].run(request[TENANT].id, key, body, compute)
+        answer = await request.app[IDEMPOTENCY].run(
+            request[TENANT].id, route_of(request), key, body, compute
+        )
     return web.Response(status=answer.status, body=answer.body, content_type=answer.content_type)
 
 
@@ -169,12 +173,19 @@ def _background_families(request: web.Request) -> list[Family]:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """Public aggregates; per-tenant series only for a caller allowed to see them."""
+    tenants = visible_tenants(request)
     batchers = request.app[BATCHERS]
+    idempotency = request.app[IDEMPOTENCY]
     text = request.app[METRICS].render(
         {
             "collector_queued_rows": batchers.queued_rows,
             "collector_flushed_batches": batchers.flushed_batches,
+            "collector_idempotency_file_bytes": idempotency.file_bytes,
+            "collector_idempotency_live_bytes": idempotency.live_bytes,
+            "collector_idempotency_evicted_keys": idempotency.evicted,
         },
         _background_families(request),
+        tenants,
     )
     return web.Response(text=text, content_type="text/plain")

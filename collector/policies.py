@@ -3,12 +3,15 @@
 
 Loading is all or nothing: every file is parsed and validated first, and only then are the new
 policies swapped in, so a bad file (on SIGHUP or through `PUT /v1/policy`) is refused with its
-key and line, and the policies in force stay. Each change that took effect is returned so the
-caller can write it to `policy_audit`.
+key and line, and the policies in force stay. A change is prepared first (`prepare_reload`,
+`check_override`), its audit rows are written by the caller, and only then is it put in force
+(`commit`, `put_override`): a policy version is never stamped on a row before `policy_audit`
+names it. `changing` serializes these steps, so no other change slips in between.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +41,18 @@ class PolicyRefused(Exception):
         super().__init__(f"{where}: {error}")
 
 
+@dataclass(frozen=True, slots=True)
+class PendingReload:
+    """A validated reload of every file, not yet in force: what `commit` puts in force."""
+
+    default_text: str
+    overrides: dict[str, str]
+    default: Policy
+    policies: dict[str, Policy]
+    changes: list[PolicyChange]
+    replaces: dict[str, Policy]  # the policies in force when it was prepared
+
+
 def describe(old: Policy, new: Policy) -> str:
     return "\n".join(f"{key}: {a!r} -> {b!r}" for key, a, b in diff_settings(old, new))
 
@@ -51,6 +66,7 @@ class PolicyStore:
         self.overrides: dict[str, str] = {}
         self._policies: dict[str, Policy] = {}
         self._default = parse_policy(DEFAULT_TEXT)
+        self.changing = asyncio.Lock()  # held from prepare to commit by every change
         self.reload()
 
     def for_tenant(self, tenant_id: str) -> Policy:
@@ -88,9 +104,7 @@ class PolicyStore:
                 policies[tenant] = default
         return default, policies
 
-    def _swap(
-        self, default_text: str, overrides: dict[str, str], default: Policy, new: dict[str, Policy]
-    ) -> list[PolicyChange]:
+    def _changes(self, new: dict[str, Policy]) -> list[PolicyChange]:
         changes = []
         for tenant, policy in new.items():
             old = self._policies.get(tenant)
@@ -101,15 +115,34 @@ class PolicyStore:
                         describe(old, policy) if old else "initial load",
                     )
                 )  # fmt: skip
-        self.default_text, self.overrides = default_text, overrides
-        self._default, self._policies = default, new
         return changes
 
-    def reload(self) -> list[PolicyChange]:
-        """Re-read every file; all valid or nothing changes (raises `PolicyRefused`)."""
+    def _swap(
+        self, default_text: str, overrides: dict[str, str], default: Policy, new: dict[str, Policy]
+    ) -> None:
+        self.default_text, self.overrides = default_text, overrides
+        self._default, self._policies = default, new
+
+    def prepare_reload(self) -> PendingReload:
+        """Re-read and validate every file, changing nothing (raises `PolicyRefused`)."""
         default_text, overrides = self._read()
         default, policies = self._build(default_text, overrides)
-        return self._swap(default_text, overrides, default, policies)
+        return PendingReload(
+            default_text, overrides, default, policies, self._changes(policies), self._policies
+        )
+
+    def commit(self, pending: PendingReload) -> None:
+        """Put a prepared reload in force, unless another change came first (`PolicyRefused`)."""
+        if pending.replaces is not self._policies:
+            raise PolicyRefused("policy files", "another change was put in force meanwhile")
+        self._swap(pending.default_text, pending.overrides, pending.default, pending.policies)
+
+    def reload(self) -> list[PolicyChange]:
+        """Re-read every file and put it in force at once: only at start, before any row is
+        stamped (the startup audit follows); later reloads go through `prepare_reload`."""
+        pending = self.prepare_reload()
+        self.commit(pending)
+        return pending.changes
 
     def check_override(self, tenant_id: str, text: str) -> tuple[PolicyChange, Policy]:
         """What putting `text` in force for the tenant would change, or `PolicyRefused`.

@@ -9,15 +9,19 @@ subject measure at all (no visitor id, no pseudonym) counts as 0: it is never sh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from collector.appkeys import DB, TENANT
 from collector.errors import BadRequest, NotFound, ServiceUnavailable, SinkError
+from collector.params import DATE_MIN, UINT32_MAX, check_names, day, uint
 
-DEFAULT_K = 5
+# the k-anonymity floor: no report shows a group of fewer distinct subjects, whatever k is asked
+MIN_K = 5
+DEFAULT_K = MIN_K
+PARAMS = ("from", "to", "k")
 MAX_DAYS = 366
 OTHER = "(other)"
 
@@ -96,30 +100,19 @@ def report_sql(report: Report) -> str:
     )
 
 
-def _day(value: str | None, default: date, name: str) -> date:
-    if value is None:
-        return default
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"{name}: must be a date YYYY-MM-DD") from None
-
-
 async def get_report(request: web.Request) -> web.Response:
     report = REPORTS.get(request.match_info["name"])
     if report is None:
         raise NotFound(f"no such report; reports: {', '.join(REPORTS)}")
+    query = request.query
+    check_names(query, PARAMS)
     today = datetime.now(UTC).date()
-    to = _day(request.query.get("to"), today, "to")
-    frm = _day(request.query.get("from"), to - timedelta(days=6), "from")
+    to = day(query, "to", today)
+    frm = day(query, "from", max(to - timedelta(days=6), DATE_MIN))
     if frm > to or (to - frm).days >= MAX_DAYS:
         raise BadRequest(f"from..to must be in order and span at most {MAX_DAYS} days")
-    try:
-        k = int(request.query.get("k", DEFAULT_K))
-    except ValueError:
-        raise BadRequest("k: must be a whole number") from None
-    if k < DEFAULT_K:
-        raise BadRequest(f"k: at least {DEFAULT_K} (groups smaller than that are never shown)")
+    # k is bound as UInt32: anything wider would wrap (2**32 -> 0) and show every group
+    k = uint(query, "k", DEFAULT_K, MIN_K, UINT32_MAX)
     params: dict[str, Any] = {
         "tenant": request[TENANT].id,
         "from": frm.isoformat(),

@@ -22,6 +22,7 @@ from anonymizer.pseudonym import pseudonymize
 from collector import rollups
 from collector.appkeys import DB, PIPELINE, TENANT
 from collector.errors import BadRequest, ServiceUnavailable, SinkError
+from collector.params import check_names
 
 log = logging.getLogger(__name__)
 MAX_EXPORT_ROWS = 100_000
@@ -47,6 +48,7 @@ SUBJECT_COLUMNS: dict[str, tuple[SubjectColumn, ...]] = {
 
 async def _subject(request: web.Request) -> tuple[str, str]:
     """(pseudonym field, raw value) from a body naming exactly one of user_id, device_id, imb."""
+    check_names(request.query, ())  # takes no query parameters: any is refused, none ignored
     try:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError:

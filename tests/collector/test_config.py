@@ -47,3 +47,34 @@ def test_errors_name_the_key(text: str, message: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_idempotency_bounds_and_metrics_token(tmp_path: Path) -> None:
+    from collector.config import ConfigError, parse_config
+
+    config = parse_config(
+        "[idempotency]\nmax_keys_per_tenant = 10\nmax_bytes_per_tenant = 8192\n"
+        f'[server]\nmetrics_token_sha256 = "{SHA}"\n',
+        tmp_path,
+    )
+    assert (config.idempotency.max_keys_per_tenant, config.idempotency.max_bytes_per_tenant) == (
+        10,
+        8192,
+    )
+    assert config.server.metrics_token_sha256 == SHA
+    default = parse_config("", tmp_path)
+    assert default.idempotency.max_keys_per_tenant == 100_000
+    assert default.server.metrics_token_sha256 == ""
+    for text, key in (
+        ("[idempotency]\nmax_keys_per_tenant = 0\n", "idempotency.max_keys_per_tenant"),
+        ("[idempotency]\nmax_bytes_per_tenant = 10\n", "idempotency.max_bytes_per_tenant"),
+        ("[idempotency]\nttl = 1\n", "idempotency.ttl"),
+        ('[server]\nmetrics_token_sha256 = "secret"\n', "server.metrics_token_sha256"),
+    ):
+        try:
+            parse_config(text, tmp_path)
+        except ConfigError as e:
+            assert str(e).startswith(key), e
+            assert "secret" not in str(e)
+        else:
+            raise AssertionError(text)

@@ -81,3 +81,32 @@ async def test_survives_restart_and_stores_no_raw_key(aiohttp_client: Any, confi
     assert query(second, "SELECT count() AS n FROM usage_events") == [{"n": 1}]
     log = (config.storage.path / "idempotency.jsonl").read_text()
     assert log.count("\n") == 1 and "alice" not in log and "4711" not in log
+
+
+async def test_same_key_on_another_route_is_422_not_the_other_answer(start: AppFactory) -> None:
+    client = await start()
+    headers = auth(**{"Idempotency-Key": "shared"})
+    first = await client.post("/v1/logs", json=BATCH, headers=headers)
+    assert first.status == 202
+    r = await client.post("/v1/events", json=[{"event": "e"}], headers=headers)
+    assert r.status == 422 and await r.json() == {
+        "error": "unprocessable entity", "detail": "Idempotency-Key was used on another route"
+    }  # fmt: skip
+    assert query(client, "SELECT count() AS n FROM usage_events") == [{"n": 0}]
+    again = await client.post("/v1/logs", json=BATCH, headers=headers)
+    assert (again.status, await again.json()) == (202, await first.json())
+
+
+async def test_key_cap_from_config(start: AppFactory, config: Config) -> None:
+    from dataclasses import replace
+
+    from collector.appkeys import IDEMPOTENCY
+
+    client = await start(idempotency=replace(config.idempotency, max_keys_per_tenant=2))
+    for i in range(4):
+        r = await client.post("/v1/logs", json=BATCH, headers=auth(**{"Idempotency-Key": f"c{i}"}))
+        assert r.status == 202
+    store = client.app[IDEMPOTENCY]
+    assert (store.keys("acme"), store.evicted) == (2, 2)
+    metrics = await (await client.get("/metrics")).text()
+    assert "collector_idempotency_evicted_keys 2" in metrics

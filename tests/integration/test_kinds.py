@@ -4,7 +4,7 @@ import re
 from typing import Any
 
 from anonymizer.imb import encode_bars, parse_digits
-from tests.conftest import AppFactory, auth, query
+from tests.conftest import ADMIN_KEY, AppFactory, auth, query
 from tests.integration.test_ingest import stored_strings
 
 TRACKING = "01234567094987654321"
@@ -100,9 +100,9 @@ async def test_events_properties_and_consent(start: AppFactory) -> None:
     blob = " ".join(stored_strings(client, "usage_events"))
     for raw in ("erin", "s9", "415 555", "203.0.113.9", "4111111111111111"):
         assert raw not in blob
-    metrics = await (await client.get("/metrics")).text()
+    metrics = await (await client.get("/metrics", headers=auth(ADMIN_KEY))).text()
     assert (
-        'collector_records_consent_limited_total{tenant="acme",kind="event",reason="gpc"} 1'
+        'collector_tenant_records_consent_limited_total{tenant="acme",kind="event",reason="gpc"} 1'
         in metrics
     )
 

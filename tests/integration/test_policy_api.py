@@ -1,15 +1,17 @@
 """The privacy team's API: scopes, the effective policy, changes with their audit trail, reload."""
 
+import asyncio
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from collector.app import create_app
-from collector.appkeys import PIPELINE
+from collector.appkeys import PIPELINE, SINK
 from collector.config import Config
-from collector.policy_api import reload_policies
+from collector.policy_api import MAX_POLICY_BYTES, reload_policies
 from tests.conftest import (
     ADMIN_KEY,
     ANALYST_KEY,
@@ -201,3 +203,83 @@ async def test_unknown_fields_dropped_and_counted_when_policy_says_so(
         "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'access_log'",
     )
     assert not {"email", "ssn"} & {c["name"] for c in columns}
+
+
+async def test_reload_is_refused_when_its_audit_rows_cannot_be_written(
+    start: AppFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Audit first: with storage failing no row can be stamped with a version that has no
+    audit row, because the version is not put in force at all."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text("version = 1\n")
+    client = await start(policy_file=policy)
+    policy.write_text("version = 2\n[ip]\nipv4_prefix = 16\n")
+    client.app[SINK].close()  # storage fails under the running service
+    assert await reload_policies(client.app) == []
+    store = client.app[PIPELINE].policies
+    assert store.for_tenant("acme").version == 1
+    assert store.for_tenant("acme").ip.ipv4_prefix == 24
+    assert "policy reload refused, the policies in force stay: its audit rows" in caplog.text
+    metrics = await (await client.get("/metrics")).text()
+    assert 'collector_policy_reloads_total{outcome="refused_audit"} 1' in metrics
+    assert not store.changing.locked()
+
+
+async def test_reload_outcomes_are_counted(start: AppFactory, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("version = 1\n")
+    client = await start(policy_file=policy)
+    policy.write_text("version = 2\n[nope]\n")
+    assert await reload_policies(client.app) == []
+    policy.write_text("version = 2\n")
+    assert len(await reload_policies(client.app)) == 2
+    rows = query(client, "SELECT count() AS n FROM policy_audit WHERE new_version = 2")
+    assert rows == [{"n": 2}]
+    metrics = await (await client.get("/metrics")).text()
+    assert 'collector_policy_reloads_total{outcome="refused_invalid"} 1' in metrics
+    assert 'collector_policy_reloads_total{outcome="applied"} 1' in metrics
+
+
+async def test_put_reads_a_body_that_arrives_in_pieces(start: AppFactory) -> None:
+    """A chunked body sent in two pieces with a pause between: all of it is the policy (one
+    partial read once applied only the first piece, with 200)."""
+    client = await start()
+    pieces = [b"version = 2\n", b"[ip]\nipv4_prefix = 16\n"]
+
+    async def body() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+            await asyncio.sleep(0.2)
+
+    r = await client.put(
+        "/v1/policy", data=body(), headers=auth(PRIVACY_KEY, **{"Content-Type": "application/toml"})
+    )
+    assert r.status == 200, await r.text()
+    assert r.request_info.headers.get("Transfer-Encoding") == "chunked"
+    assert "ip.ipv4_prefix: 24 -> 16" in (await r.json())["diff"]
+    view = await (await client.get("/v1/policy", headers=auth(PRIVACY_KEY))).json()
+    assert view["tenant_override"] == b"".join(pieces).decode()
+    assert view["settings"]["ip.ipv4_prefix"] == 16
+
+
+async def test_put_over_the_size_limit_in_pieces_is_413(start: AppFactory) -> None:
+    client = await start()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"version = 2\n"
+        for _ in range(20):
+            await asyncio.sleep(0)
+            yield b"#" * 4095 + b"\n"
+
+    r = await client.put(
+        "/v1/policy", data=body(), headers=auth(PRIVACY_KEY, **{"Content-Type": "application/toml"})
+    )
+    assert r.status == 413 and (await r.json())["error"] == "payload too large"
+    view = await (await client.get("/v1/policy", headers=auth(PRIVACY_KEY))).json()
+    assert view["version"] == 1 and view["tenant_override"] is None
+    r = await client.put(
+        "/v1/policy",
+        data=b"version = 2\n" + b"#" * (MAX_POLICY_BYTES - 12),
+        headers=auth(PRIVACY_KEY, **{"Content-Type": "application/toml"}),
+    )
+    assert r.status == 200, await r.text()  # exactly the limit
