@@ -12,6 +12,8 @@ import logging
 import re
 import socket
 
+from collector import log_limits
+
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]|/\d)")
 _IPV6 = re.compile(
     r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:]|/\d)"
@@ -45,6 +47,7 @@ class ScrubbingFormatter(logging.Formatter):
 def setup_logging(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(ScrubbingFormatter(FORMAT))
+    log_limits.install(handler)  # a flood of one message writes a few lines and a count
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
