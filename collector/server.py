@@ -28,7 +28,7 @@ import ssl
 import traceback
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import http_exceptions, web
 from aiohttp.abc import AbstractAccessLogger
@@ -121,12 +121,24 @@ class ConnectionHandler(RequestHandler):
         self._rejected = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        manager = self._manager
+        if isinstance(manager, ConnectionServer) and not manager.admit():
+            # refused before aiohttp starts its request loop: a 503 and the socket closed
+            with contextlib.suppress(Exception):
+                cast(asyncio.Transport, transport).write(_REFUSED)
+            transport.close()
+            self._manager = None  # connection_lost has nothing to undo
+            return
         super().connection_made(transport)
         self._arm_head_timer()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_head_timer()
         super().connection_lost(exc)
+
+    def is_idle(self) -> bool:
+        """No request being handled or queued: idle keep-alive, or a head still arriving."""
+        return not self._request_in_progress and not self._messages
 
     def awaiting_head(self) -> bool:
         """Waiting for (the rest of) a request head, not processing a request."""
@@ -246,7 +258,7 @@ class ConnectionHandler(RequestHandler):
             return Rejected(400, bad, "invalid request method", cause)
         text = exc.message if isinstance(exc, http_exceptions.HttpProcessingError) else ""
         if isinstance(exc, http_exceptions.BadStatusLine):
-            if "version" in text.lower():
+            if "Invalid HTTP version" in text:  # well formed, not 1.0/1.1 (else "minor"...)
                 return Rejected(505, "http version not supported", "HTTP/1.0 and 1.1 only", cause)
             return Rejected(400, bad, "malformed request line", cause)
         if isinstance(exc, http_exceptions.InvalidURLError):
@@ -329,30 +341,15 @@ class ConnectionServer(Server):
         if handler in self._live:
             self._live.move_to_end(handler)
 
-    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
-        super().connection_made(handler, transport)
-        assert isinstance(handler, ConnectionHandler)
-        if len(self._live) >= self.max_connections and not self._shed_idle():
-            self.refused += 1
-            log.warning(
-                "connection limit reached (max_connections = %d), all busy: refused a connection",
-                self.max_connections,
-            )
-            with contextlib.suppress(Exception):
-                transport.write(_REFUSED)
-            handler.force_close()
-            return
-        self._live[handler] = None
-
-    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
-        self._live.pop(handler, None)  # type: ignore[call-overload]
-        super().connection_lost(handler, exc)
-
-    def _shed_idle(self) -> bool:
+    def admit(self) -> bool:
+        """Room for one more connection: at the cap, close the least recently active idle
+        one; False when every connection is busy."""
+        if len(self._live) < self.max_connections:
+            return True
         for i, old in enumerate(self._live):
             if i >= SHED_SCAN:
                 break
-            if old.awaiting_head():
+            if old.is_idle():
                 del self._live[old]
                 old.force_close()
                 self.shed += 1
@@ -362,7 +359,21 @@ class ConnectionServer(Server):
                     self.max_connections,
                 )
                 return True
+        self.refused += 1
+        log.warning(
+            "connection limit reached (max_connections = %d), all busy: refused a connection",
+            self.max_connections,
+        )
         return False
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        assert isinstance(handler, ConnectionHandler)
+        self._live[handler] = None
+
+    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+        self._live.pop(handler, None)  # type: ignore[call-overload]
+        super().connection_lost(handler, exc)
 
 
 def _refused_response(detail: str) -> bytes:
