@@ -12,6 +12,7 @@ message: the dropped lines' arguments may quote input.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 BURST = 10  # lines per key per window
 WINDOW_S = 10.0
 MAX_KEYS = 1024  # distinct templates tracked at once; beyond, the oldest window is closed early
+_DIGITS = re.compile(r"\d+")
 
 
 @dataclass(slots=True)
@@ -32,7 +34,8 @@ class _Window:
 
 
 class RepeatLimiter(logging.Filter):
-    """Install on a handler (`handler.addFilter(RepeatLimiter(handler))`).
+    """Install on a handler (`handler.addFilter(RepeatLimiter(handler))`): a filter on the
+    handler sees the records of every logger, where a logger's filter would miss its children.
 
     A record may set `log_limit_key` (via `extra=`): None exempts it (an access line of a
     successful request), any other hashable value replaces the default key.
@@ -60,7 +63,7 @@ class RepeatLimiter(logging.Filter):
         if key is None:
             return True
         if key is _DEFAULT:
-            key = (record.name, record.levelno, str(record.msg))
+            key = (record.name, record.levelno, template_key(record.msg))
         now = self.clock()
         with self._lock:
             closed = self._close_expired(now)
@@ -107,6 +110,14 @@ class RepeatLimiter(logging.Filter):
 
 
 _DEFAULT = object()
+
+
+def template_key(msg: object) -> str:
+    """What makes two messages "the same": the first line of the template with numbers blanked,
+    so that messages formatted before logging (asyncio's "Task exception was never retrieved"
+    followed by the task, an f-string with a count) still group."""
+    first = str(msg).split("\n", 1)[0][:200]
+    return _DIGITS.sub("#", first)
 
 
 def install(handler: logging.Handler) -> RepeatLimiter:

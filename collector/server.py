@@ -66,15 +66,18 @@ class AccessLogger(AbstractAccessLogger):
         )
 
 
-def connection_cap(configured: int) -> int:
+def open_file_limit() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1 << 20 if soft == resource.RLIM_INFINITY else soft
+
+
+def connection_cap(configured: int, nofile: int | None = None) -> int:
     """`max_connections`, or the soft open-file limit minus a reserve (a quarter, at least
     FD_RESERVE_MIN) so the engine and the log always have descriptors left."""
     if configured:
         return configured
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        soft = 1 << 20
-    return max(16, soft - max(FD_RESERVE_MIN, soft // 4))
+    nofile = nofile or open_file_limit()
+    return max(16, nofile - max(FD_RESERVE_MIN, nofile // 4))
 
 
 class Rejected(http_exceptions.HttpProcessingError):
@@ -434,7 +437,16 @@ async def serve(
     await runner.setup()
     try:
         assert isinstance(runner.server, ConnectionServer)
-        log.info("at most %d connections", runner.server.max_connections)
+        cap, nofile = runner.server.max_connections, open_file_limit()
+        log.info("at most %d connections (open-file limit %d)", cap, nofile)
+        if cap > nofile - FD_RESERVE_MIN:
+            log.warning(
+                "server.max_connections = %d leaves fewer than %d of the %d descriptors this "
+                "process may open for files: accept() and the engine may fail with EMFILE",
+                cap,
+                FD_RESERVE_MIN,
+                nofile,
+            )
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=BACKLOG)
         await site.start()
         await stop.wait()
