@@ -45,7 +45,9 @@ from collector.middlewares import error_response, route_of
 log = logging.getLogger(__name__)
 FD_RESERVE_MIN = 512  # descriptors kept for the engine's files, the log, the salts
 SHED_SCAN = 256  # connections looked at for an idle one to close, at the cap
-BACKLOG = 512
+# asyncio accepts up to `backlog` connections per wake-up before any can be shed: that burst
+# comes out of the descriptor reserve, so it stays well below FD_RESERVE_MIN
+BACKLOG = 128
 _AnyHandler = Callable[[BaseRequest], Awaitable[StreamResponse]]
 
 

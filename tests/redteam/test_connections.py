@@ -7,7 +7,6 @@ Counts and times are bounded (1,500 sockets, a few seconds each), all on 127.0.0
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from pathlib import Path
 
@@ -178,6 +177,45 @@ async def test_one_tenants_slow_bodies_leave_slots_for_the_others(tmp_path: Path
             close_all(held + over)
 
 
+async def test_every_connection_busy_refuses_the_new_one_with_503(tmp_path: Path) -> None:
+    async with running_service(tmp_path, server_extra="max_connections = 3") as svc:
+        busy = [await slow_body(svc.port, key) for key in (INGEST_KEY, INGEST_KEY, OTHER_KEY)]
+        try:
+            await asyncio.sleep(0.5)
+            reader, writer = await asyncio.open_connection("127.0.0.1", svc.port)
+            status, headers, body = await read_response(reader)
+            writer.close()
+            assert status == 503 and headers["retry-after"] == "1"
+            assert orjson.loads(body)["detail"].startswith("connection limit reached")
+            # a finished request frees its connection for an idle keep-alive, which is shed
+            reader, writer = busy[0]
+            writer.write(b'"path": "/"}]'.ljust(100000 - 2))
+            assert (await read_response(reader))[0] == 202
+            assert await timed_healthz(svc) < 2.0
+        finally:
+            close_all(busy)
+        assert "all busy: refused a connection" in svc.log()
+
+
+async def test_default_cap_follows_a_low_open_file_limit(tmp_path: Path) -> None:
+    """No max_connections set and 1,024 descriptors: the cap is 512 and 1,500 idle connections
+    never make accept() fail with EMFILE; the engine keeps its descriptors and still stores."""
+    async with running_service(tmp_path, wrapper=("prlimit", "--nofile=1024:1024")) as svc:
+        conns = await open_idle(svc.port, IDLE_CONNECTIONS)
+        try:
+            assert await timed_healthz(svc) < 2.0
+            async with (
+                aiohttp.ClientSession() as s,
+                s.post(svc.url + "/v1/logs", json=[{"path": "/"}], headers=svc.headers()) as r,
+            ):
+                assert r.status == 202
+        finally:
+            close_all(conns)
+        log = svc.log()
+    assert "at most 512 connections (open-file limit 1024)" in log
+    assert "out of system resource" not in log and "Too many open files" not in log
+
+
 HOST = b"Host: x\r\n"
 MALFORMED: dict[str, tuple[bytes, int]] = {
     "duplicate Content-Length": (
@@ -260,8 +298,21 @@ async def test_malformed_requests_get_json_errors_that_echo_nothing(tmp_path: Pa
             for secret in secrets:
                 assert secret not in body, name
                 assert all(secret not in v.encode("latin-1") for v in headers.values()), name
-        with contextlib.suppress(Exception):
-            await timed_healthz(svc)
+        # the one Expect that is served
+        reader, writer = await asyncio.open_connection("127.0.0.1", svc.port)
+        writer.write(
+            b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + INGEST_KEY.encode()
+            + b"\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 2\r\n\r\n"
+        )
+        assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).startswith(
+            b"HTTP/1.1 100 Continue"
+        )
+        writer.write(b"[]")
+        assert (await read_response(reader))[0] == 202
+        writer.close()
+        assert await timed_healthz(svc) < 2.0
         log = svc.log()
     assert "rejected a request before routing" in log
     for secret in MARKER.split():
