@@ -152,7 +152,7 @@ class ConnectionHandler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         if self._rejected:
             return
-        if self.awaiting_head():
+        if data and self.awaiting_head():  # (aiohttp feeds b"" when it resumes reading)
             self._arm_head_timer()
             if self._head_first_newline is None:
                 at = data.find(b"\n")
@@ -179,7 +179,8 @@ class ConnectionHandler(RequestHandler):
                 return
             if msg.version not in HTTP_VERSIONS:
                 self._reject(
-                    i, Rejected(505, "http version not supported", "HTTP/1.0 and 1.1 only", "")
+                    i,
+                    Rejected(505, "http version not supported", "HTTP/1.0 and 1.1 only", "version"),
                 )
                 return
             size = len(msg.method) + len(msg.path) + 12
