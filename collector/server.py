@@ -44,7 +44,7 @@ from collector.middlewares import error_response, route_of
 
 log = logging.getLogger(__name__)
 FD_RESERVE_MIN = 512  # descriptors kept for the engine's files, the log, the salts
-SHED_SCAN = 256  # connections looked at for an idle one to close, at the cap
+SHED_SCAN = 256  # busy connections passed over, at most, looking for an idle one to close
 # asyncio accepts up to `backlog` connections per wake-up before any can be shed: that burst
 # comes out of the descriptor reserve, so it stays well below FD_RESERVE_MIN
 BACKLOG = 128
@@ -352,19 +352,27 @@ class ConnectionServer(Server):
         one; False when every connection is busy."""
         if len(self._live) < self.max_connections:
             return True
-        for i, old in enumerate(self._live):
-            if i >= SHED_SCAN:
-                break
+        busy: list[ConnectionHandler] = []
+        victim = None
+        for old in self._live:
             if old.is_idle():
-                del self._live[old]
-                old.force_close()
-                self.shed += 1
-                log.warning(
-                    "connection limit reached (max_connections = %d): closed the least "
-                    "recently active idle connection",
-                    self.max_connections,
-                )
-                return True
+                victim = old
+                break
+            busy.append(old)
+            if len(busy) >= SHED_SCAN:
+                break
+        for b in busy:  # busy is active: looked at last next time, so the scan stays short
+            self._live.move_to_end(b)
+        if victim is not None:
+            del self._live[victim]
+            victim.force_close()
+            self.shed += 1
+            log.warning(
+                "connection limit reached (max_connections = %d): closed the least "
+                "recently active idle connection",
+                self.max_connections,
+            )
+            return True
         self.refused += 1
         log.warning(
             "connection limit reached (max_connections = %d), all busy: refused a connection",
@@ -423,6 +431,43 @@ class CollectorRunner(web.AppRunner):
         )
 
 
+class ListeningSite(web.BaseSite):
+    """A TCP site like aiohttp's, with a TLS handshake deadline: a connection is counted
+    against max_connections once its handshake is done, so the handshake must not last the
+    60 s asyncio allows by default."""
+
+    __slots__ = ("handshake_timeout", "host", "port")
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        handshake_timeout: float,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=BACKLOG)
+        self.host = host
+        self.port = port
+        self.handshake_timeout = handshake_timeout
+
+    @property
+    def name(self) -> str:
+        return f"{'https' if self._ssl_context else 'http'}://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        await super().start()
+        tls = self._ssl_context
+        self._server = await asyncio.get_running_loop().create_server(
+            self._runner.server,  # type: ignore[arg-type]
+            self.host,
+            self.port,
+            ssl=tls,
+            backlog=self._backlog,
+            ssl_handshake_timeout=self.handshake_timeout if tls else None,
+        )
+
+
 async def serve(
     app: web.Application,
     host: str,
@@ -436,25 +481,28 @@ async def serve(
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = CollectorRunner(app, server)
-    await runner.setup()
     try:
-        assert isinstance(runner.server, ConnectionServer)
-        cap, nofile = runner.server.max_connections, open_file_limit()
-        log.info("at most %d connections (open-file limit %d)", cap, nofile)
-        if cap > nofile - FD_RESERVE_MIN:
-            log.warning(
-                "server.max_connections = %d leaves fewer than %d of the %d descriptors this "
-                "process may open for files: accept() and the engine may fail with EMFILE",
-                cap,
-                FD_RESERVE_MIN,
-                nofile,
-            )
-        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=BACKLOG)
-        await site.start()
-        await stop.wait()
+        runner = CollectorRunner(app, server)
+        await runner.setup()  # as in web.run_app: a failed start is not cleaned up again
+        try:
+            assert isinstance(runner.server, ConnectionServer)
+            cap, nofile = runner.server.max_connections, open_file_limit()
+            log.info("at most %d connections (open-file limit %d)", cap, nofile)
+            if cap > nofile - FD_RESERVE_MIN:
+                log.warning(
+                    "server.max_connections = %d leaves fewer than %d of the %d descriptors "
+                    "this process may open for files: accept() and the engine may fail with "
+                    "EMFILE",
+                    cap,
+                    FD_RESERVE_MIN,
+                    nofile,
+                )
+            site = ListeningSite(runner, host, port, ssl_context, server.header_read_timeout_s)
+            await site.start()
+            await stop.wait()
+        finally:
+            await runner.cleanup()
     finally:
-        await runner.cleanup()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         flush_suppressed()
