@@ -33,7 +33,7 @@ from typing import Any, cast
 from aiohttp import http_exceptions, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.streams import EMPTY_PAYLOAD
-from aiohttp.web_protocol import RequestHandler, _ErrInfo
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 from aiohttp.web_server import Server
@@ -175,6 +175,8 @@ class ConnectionHandler(RequestHandler):
         for i in range(first, len(self._messages)):
             msg, _ = self._messages[i]
             if isinstance(msg, _ErrInfo):
+                if i == 0 and self._body_failed(msg.exc):
+                    return
                 self._reject(i, self.classify(msg.status, msg.exc))
                 return
             if msg.version not in HTTP_VERSIONS:
@@ -188,6 +190,22 @@ class ConnectionHandler(RequestHandler):
             if size > self._max_head_bytes:
                 self._reject(i, self._head_too_large("head"))
                 return
+
+    def _body_failed(self, exc: BaseException) -> bool:
+        """A parser error inside the body of the request being handled (a bad chunk size, say).
+        aiohttp queues it as the answer to a next request and leaves the handler waiting for the
+        rest of its body forever, holding its in-flight slot: the handler's body read fails
+        instead (400 from the handler), and the connection closes after that answer."""
+        request = self._current_request
+        if request is None or request.content.is_eof():
+            return False
+        self._messages.clear()
+        self._rejected = True
+        self.close()
+        log.info("rejected a request body: malformed framing (%s)", type(exc).__name__)
+        request.content.set_exception(RequestPayloadError("malformed body framing"))
+        request.content.feed_eof()  # nothing more to read: aiohttp does not linger on it
+        return True
 
     @staticmethod
     def _head_too_large(cause: str) -> Rejected:

@@ -298,6 +298,22 @@ async def test_malformed_requests_get_json_errors_that_echo_nothing(tmp_path: Pa
             for secret in secrets:
                 assert secret not in body, name
                 assert all(secret not in v.encode("latin-1") for v in headers.values()), name
+        # a bad chunk inside a body already being read: the handler's read fails (400) instead
+        # of waiting for the rest forever in its slot, and the connection closes
+        reader, writer = await asyncio.open_connection("127.0.0.1", svc.port)
+        writer.write(
+            b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + INGEST_KEY.encode()
+            + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2\r\n[{\r\n"
+        )
+        await asyncio.sleep(0.3)
+        writer.write(b"zz" + marker + b"\r\n")
+        status, headers, body = await read_response(reader)
+        assert status == 400 and set(orjson.loads(body)) == {"error", "detail"}
+        assert all(secret not in body for secret in secrets)
+        assert await closed_by_server(reader, 5)
+        writer.close()
         # the one Expect that is served
         reader, writer = await asyncio.open_connection("127.0.0.1", svc.port)
         writer.write(
