@@ -54,7 +54,7 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app[AUTH] = Authenticator(config.tenants)
     app[METRICS] = Metrics()
-    app[INFLIGHT] = InFlight(config.server.max_inflight_requests)
+    app[INFLIGHT] = InFlight(config.server.max_inflight_requests, config.server.inflight_per_tenant)
     app[RATES] = RateLimiter(config.tenants)
     app.cleanup_ctx.append(_pipeline)
     app.cleanup_ctx.append(_storage)
@@ -82,10 +82,11 @@ def _scoped(handler: Handler, scopes: frozenset[str]) -> Handler:
 
 
 def _bounded(handler: Handler) -> Handler:
-    """Ingest handlers run in one of a bounded number of slots (503 beyond)."""
+    """Ingest handlers run in one of a bounded number of slots, a share of them per tenant (503
+    beyond)."""
 
     async def bounded(request: web.Request) -> web.StreamResponse:
-        with request.app[INFLIGHT].slot():
+        with request.app[INFLIGHT].slot(request[TENANT].id):
             return await handler(request)
 
     bounded.__name__ = getattr(handler, "__name__", "handler")

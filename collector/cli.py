@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import shutil
 import ssl
@@ -10,29 +11,17 @@ import sys
 from pathlib import Path
 
 import orjson
-from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web_request import BaseRequest
-from aiohttp.web_response import StreamResponse
 
 from collector import rollups
 from collector.auth import hash_key, new_api_key
 from collector.config import ServerConfig, check_transport, load_config
 from collector.errors import CollectorError
 from collector.logs import setup_logging
-from collector.middlewares import route_of
+from collector.server import serve
 from collector.sink_chdb import ChdbSink
 
 log = logging.getLogger("collector")
 DEV_KEY_MARKER = "# dev-key-sha256"
-
-
-class AccessLogger(AbstractAccessLogger):
-    """aiohttp's default access log writes the client address: ours never does."""
-
-    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        route = route_of(request)
-        self.logger.info("%s %s %d %.1fms", request.method, route, response.status, time * 1000)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -50,16 +39,7 @@ def _serve(args: argparse.Namespace) -> int:
         f"collector listening on {scheme}://{host}:{port} (storage: {config.storage.path})",
         flush=True,
     )
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        ssl_context=ssl_context,
-        shutdown_timeout=config.server.shutdown_timeout_s,
-        access_log_class=AccessLogger,
-        print=None,
-        handle_signals=True,
-    )
+    asyncio.run(serve(app, host, port, ssl_context, config.server))
     log.info("collector stopped")
     return 0
 

@@ -37,6 +37,22 @@ class ServerConfig:
     max_inflight_requests: int = 64
     # SHA-256 of the operator's token that sees every tenant's /metrics series ("": none)
     metrics_token_sha256: str = ""
+    # ingest requests of one tenant in flight at once (0: a quarter of max_inflight_requests, at
+    # least 1): one tenant's slow bodies can never take every slot
+    max_inflight_per_tenant: int = 0
+    # open connections (0: the open-file limit minus a reserve for files and the engine); at the
+    # cap the least recently active idle connection is closed, or the new one is refused
+    max_connections: int = 0
+    keepalive_timeout_s: int = 30  # an idle connection is closed after this long
+    header_read_timeout_s: int = 10  # a request head must arrive whole within this (slowloris)
+    max_line_size: int = 8190  # request line, bytes (414 beyond)
+    max_field_size: int = 8190  # one header field, name and value, bytes (431 beyond)
+    max_headers: int = 64  # header fields per request (431 beyond)
+    max_head_bytes: int = 65536  # request line and headers together, bytes (431 beyond)
+
+    @property
+    def inflight_per_tenant(self) -> int:
+        return self.max_inflight_per_tenant or max(1, self.max_inflight_requests // 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +203,25 @@ def parse_config(text: str, base: Path) -> Config:
             server, "server.max_inflight_requests", d.max_inflight_requests, 1, 100_000
         ),
         metrics_token_sha256=_str(server, "server.metrics_token_sha256", ""),
+        max_inflight_per_tenant=_int(
+            server, "server.max_inflight_per_tenant", d.max_inflight_per_tenant, 0, 100_000
+        ),
+        max_connections=_int(server, "server.max_connections", d.max_connections, 0, 10**7),
+        keepalive_timeout_s=_int(
+            server, "server.keepalive_timeout_s", d.keepalive_timeout_s, 1, 3600
+        ),
+        header_read_timeout_s=_int(
+            server, "server.header_read_timeout_s", d.header_read_timeout_s, 1, 3600
+        ),
+        max_line_size=_int(server, "server.max_line_size", d.max_line_size, 256, 1 * MIB),
+        max_field_size=_int(server, "server.max_field_size", d.max_field_size, 256, 1 * MIB),
+        max_headers=_int(server, "server.max_headers", d.max_headers, 8, 10_000),
+        max_head_bytes=_int(server, "server.max_head_bytes", d.max_head_bytes, 1024, 16 * MIB),
     )
     if server_cfg.metrics_token_sha256 and not SHA256_HEX.match(server_cfg.metrics_token_sha256):
         raise ConfigError("server.metrics_token_sha256: must be 64 lower-case hex digits")
+    if server_cfg.max_inflight_per_tenant > server_cfg.max_inflight_requests:
+        raise ConfigError("server.max_inflight_per_tenant: must not exceed max_inflight_requests")
     if (server_cfg.tls_cert is None) != (server_cfg.tls_key is None):
         raise ConfigError("server.tls_cert and server.tls_key: set both, or neither")
     engine = _str(storage, "storage.engine", "embedded")

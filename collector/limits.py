@@ -16,21 +16,43 @@ BURST_SECONDS = 2.0
 
 
 class InFlight:
-    """Ingest requests being processed; bodies of up to 64 MiB each are what it bounds."""
+    """Ingest requests being processed; bodies of up to 64 MiB each are what it bounds.
 
-    def __init__(self, limit: int) -> None:
+    Slots are shared fairly: besides the total (`limit`), each tenant holds at most `per_tenant`
+    of them, so one tenant's slow or huge bodies leave room for every other tenant.
+    """
+
+    def __init__(self, limit: int, per_tenant: int | None = None) -> None:
         self.limit = limit
+        self.per_tenant = min(limit, per_tenant or limit)
         self.count = 0
+        self.by_tenant: dict[str, int] = {}
 
     @contextmanager
-    def slot(self) -> Iterator[None]:
+    def slot(self, tenant_id: str = "") -> Iterator[None]:
+        held = self.by_tenant.get(tenant_id, 0)
+        if held >= self.per_tenant:
+            raise ServiceUnavailable(
+                f"this tenant has {held} ingest requests in flight, the most one tenant may "
+                f"have (max_inflight_per_tenant = {self.per_tenant})",
+                retry_after=1,
+            )
         if self.count >= self.limit:
-            raise ServiceUnavailable("too many requests in flight", retry_after=1)
+            raise ServiceUnavailable(
+                f"too many ingest requests in flight (max_inflight_requests = {self.limit})",
+                retry_after=1,
+            )
         self.count += 1
+        self.by_tenant[tenant_id] = held + 1
         try:
             yield
         finally:
             self.count -= 1
+            left = self.by_tenant[tenant_id] - 1
+            if left:
+                self.by_tenant[tenant_id] = left
+            else:
+                del self.by_tenant[tenant_id]
 
 
 class RateLimiter:

@@ -24,6 +24,8 @@ from types import TracebackType
 
 from aiohttp.http_exceptions import HttpProcessingError
 
+from collector import log_limits
+
 REDACTED = "{redacted}"
 # request data echoed by a parser: b'...' / b"..." with escapes
 _BYTES = re.compile(r"""\bb'(?:[^'\\\n]|\\.)*'|\bb"(?:[^"\\\n]|\\.)*\"""")
@@ -110,6 +112,7 @@ class ScrubbingFormatter(logging.Formatter):
 def setup_logging(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(ScrubbingFormatter(FORMAT))
+    log_limits.install(handler)  # a flood of one message writes a few lines and a count
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -36,6 +36,15 @@ def test_example_config_with_a_key_parses(tmp_path: Path) -> None:
          f'api_key_sha256 = ["{SHA}"]\n', "tenants[1].api_key_sha256[0]: the same key"),
         ('[[tenants]]\nid = "a"\nkey = "x"\n', "tenants[0].key: unknown key"),
         ("not toml [", "not valid TOML"),
+        ("[server]\nmax_connections = -1\n", "server.max_connections"),
+        ("[server]\nkeepalive_timeout_s = 0\n", "server.keepalive_timeout_s"),
+        ("[server]\nheader_read_timeout_s = 0\n", "server.header_read_timeout_s"),
+        ("[server]\nmax_headers = 2\n", "server.max_headers"),
+        ("[server]\nmax_line_size = 10\n", "server.max_line_size"),
+        ("[server]\nmax_field_size = 10\n", "server.max_field_size"),
+        ("[server]\nmax_head_bytes = 10\n", "server.max_head_bytes"),
+        ("[server]\nmax_inflight_requests = 4\nmax_inflight_per_tenant = 5\n",
+         "server.max_inflight_per_tenant: must not exceed"),
     ],
 )  # fmt: skip
 def test_errors_name_the_key(text: str, message: str) -> None:
@@ -78,3 +87,23 @@ def test_idempotency_bounds_and_metrics_token(tmp_path: Path) -> None:
             assert "secret" not in str(e)
         else:
             raise AssertionError(text)
+
+
+def test_connection_settings() -> None:
+    d = parse_config("", Path("/")).server
+    assert (d.max_connections, d.keepalive_timeout_s, d.header_read_timeout_s) == (0, 30, 10)
+    assert (d.max_line_size, d.max_field_size, d.max_headers, d.max_head_bytes) == (
+        8190, 8190, 64, 65536,
+    )  # fmt: skip
+    assert d.inflight_per_tenant == 16  # a quarter of 64
+    s = parse_config(
+        "[server]\nmax_inflight_requests = 3\nmax_connections = 50\nkeepalive_timeout_s = 5\n",
+        Path("/"),
+    ).server
+    assert s.inflight_per_tenant == 1 and s.max_connections == 50 and s.keepalive_timeout_s == 5
+    assert (
+        parse_config(
+            "[server]\nmax_inflight_per_tenant = 7\n", Path("/")
+        ).server.inflight_per_tenant
+        == 7
+    )

@@ -1,4 +1,8 @@
+import contextlib
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collector.config import TenantConfig
 from collector.errors import ServiceUnavailable, TooManyRequests
@@ -37,3 +41,49 @@ def test_inflight_slots() -> None:
             pass
         assert e.value.retry_after == 1
     assert inflight.count == 0
+
+
+def test_one_tenant_cannot_take_every_slot() -> None:
+    inflight = InFlight(4, per_tenant=2)
+    with inflight.slot("a"), inflight.slot("a"):
+        with pytest.raises(ServiceUnavailable) as e, inflight.slot("a"):
+            pass
+        assert e.value.retry_after == 1
+        assert "max_inflight_per_tenant = 2" in e.value.detail
+        with inflight.slot("b"), inflight.slot("b"):  # the others still get theirs
+            with pytest.raises(ServiceUnavailable) as e, inflight.slot("c"):
+                pass
+            assert "max_inflight_requests = 4" in e.value.detail  # the total still holds
+    assert inflight.count == 0 and inflight.by_tenant == {}
+
+
+@given(
+    st.lists(st.tuples(st.booleans(), st.sampled_from("abc")), max_size=60),
+    st.integers(1, 6),
+    st.integers(1, 6),
+)
+def test_slots_never_exceed_either_limit(
+    ops: list[tuple[bool, str]], limit: int, share: int
+) -> None:
+    """Any interleaving of takes and releases: the total and each tenant stay within bounds,
+    and every slot taken is given back."""
+    inflight = InFlight(limit, per_tenant=share)
+    held: list[tuple[str, contextlib.ExitStack]] = []
+    for take, tenant in ops:
+        if take:
+            stack = contextlib.ExitStack()
+            try:
+                stack.enter_context(inflight.slot(tenant))
+            except ServiceUnavailable:
+                assert inflight.count == limit or inflight.by_tenant.get(tenant) == min(
+                    share, limit
+                )
+                continue
+            held.append((tenant, stack))
+        elif held:
+            held.pop(0)[1].close()
+        assert inflight.count <= limit and inflight.count == len(held)
+        assert all(n <= min(share, limit) for n in inflight.by_tenant.values())
+    for _, stack in held:
+        stack.close()
+    assert inflight.count == 0 and inflight.by_tenant == {}
