@@ -102,7 +102,7 @@ async def test_no_secret_reaches_the_log(tmp_path: Path) -> None:
                         assert secret not in text, (path, secret)
         await asyncio.sleep(0.3)
         log = svc.log()
-    assert "Error handling request" in log  # the parser errors were logged...
+    assert "rejected a request before routing" in log  # the parser errors were logged...
     leaks = [secret for secret in SECRETS if secret in log]
     assert leaks == [], leaks  # ...and nothing they quoted
     assert "Bearer tck_" not in log and "Cookie: sid" not in log
