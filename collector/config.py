@@ -35,6 +35,8 @@ class ServerConfig:
     # ingest requests processed at once, beyond: 503. Bounds memory: each holds its body (at most
     # max_decompressed_bytes), so 64 x 64 MiB in the worst case, a few MiB in practice
     max_inflight_requests: int = 64
+    # a body not received whole within this many seconds is answered 408, freeing its slot
+    body_read_timeout_s: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +155,9 @@ def parse_config(text: str, base: Path) -> Config:
         allow_plaintext=_bool(server, "server.allow_plaintext", False),
         max_inflight_requests=_int(
             server, "server.max_inflight_requests", d.max_inflight_requests, 1, 100_000
+        ),
+        body_read_timeout_s=_int(
+            server, "server.body_read_timeout_s", d.body_read_timeout_s, 1, 3600
         ),
     )
     if (server_cfg.tls_cert is None) != (server_cfg.tls_key is None):

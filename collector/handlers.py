@@ -2,41 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import orjson
 from aiohttp import web
-from aiohttp.web_protocol import RequestPayloadError
 
 from anonymizer.errors import RecordInvalid
 from collector import otlp
 from collector.appkeys import BATCHERS, CONFIG, IDEMPOTENCY, METRICS, PIPELINE, RATES, TENANT
-from collector.decode import Failed, check_count, check_encoding, decoder_for
-from collector.errors import BadRequest, PayloadTooLarge
+from collector.body import BodyLimits, read_body
+from collector.decode import Failed, Item, format_for
+from collector.errors import BadRequest
 from collector.idempotency import Answer
 from collector.kinds import KINDS, OTLP_UNMAPPED, Kind
-from collector.pipeline import Outcome
+from collector.pipeline import Outcome, Run
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
+SLICE_S = 0.02  # pipeline work between two yields to the event loop
+IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 
 
-async def read_body(request: web.Request) -> bytes:
-    """The decompressed body, with the wire and decompressed limits applied."""
-    limits = request.app[CONFIG].server
-    check_encoding(request.headers.get("Content-Encoding", ""))
-    if request.content_length is not None and request.content_length > limits.max_body_bytes:
-        raise PayloadTooLarge(
-            f"body of {request.content_length} bytes; the limit is {limits.max_body_bytes}"
-        )
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(
-            f"decompressed body over the limit of {limits.max_decompressed_bytes} bytes"
-        ) from None
-    except RequestPayloadError:  # aiohttp's report of a corrupt gzip/zstd/br stream
-        raise BadRequest("body cannot be decompressed with its Content-Encoding") from None
+def body_limits(request: web.Request, max_lines: int | None = None) -> BodyLimits:
+    server = request.app[CONFIG].server
+    return BodyLimits(
+        server.max_body_bytes,
+        server.max_decompressed_bytes,
+        server.body_read_timeout_s,
+        max_lines,
+    )
+
+
+async def run_sliced(run: Run, pairs: Iterator[tuple[Kind, Item]]) -> Outcome:
+    """The pipeline in slices of about SLICE_S, yielding to the loop between them: a request of
+    10,000 records never holds the event loop (and every other tenant) for its whole length."""
+    while not run.feed(pairs, SLICE_S):  # noqa: ASYNC110 - yields to the loop, waits for nothing
+        await asyncio.sleep(0)
+    return run.out
 
 
 async def store(request: web.Request, outcome: Outcome) -> None:
@@ -57,6 +61,8 @@ async def answer_once(
 ) -> web.Response:
     """`compute()`'s answer, or with an Idempotency-Key the first answer to that key."""
     key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise BadRequest("Idempotency-Key must be 1 to 255 printable ASCII characters")
     if key is None:
         answer = await compute()
     else:
@@ -67,14 +73,16 @@ async def answer_once(
 def ingest_handler(kind: Kind) -> Handler:
     async def ingest(request: web.Request) -> web.Response:
         app = request.app
-        decode = decoder_for(request.content_type, allow_text=kind.allow_text)
-        body = await read_body(request)
+        fmt = format_for(request.content_type, allow_text=kind.allow_text)
+        max_records = app[CONFIG].server.max_records
+        max_lines = max_records if fmt.line_based else None
+        body = await read_body(request, body_limits(request, max_lines))
 
         async def compute() -> Answer:
-            items = decode(body)
-            check_count(items, app[CONFIG].server.max_records)
-            app[RATES].admit(request[TENANT].id, len(items))
-            outcome = app[PIPELINE].process(request[TENANT], [(kind, item) for item in items])
+            decoded = fmt.decode(body, max_records)
+            app[RATES].admit(request[TENANT].id, decoded.count)
+            run = app[PIPELINE].start(request[TENANT])
+            outcome = await run_sliced(run, ((kind, item) for item in decoded.items))
             await store(request, outcome)
             return Answer(202, "application/json", orjson.dumps(outcome.body()))
 
@@ -90,19 +98,18 @@ async def ingest_otlp(request: web.Request) -> web.Response:
     in the request's encoding."""
     app = request.app
     content_type = request.content_type
-    body = await read_body(request)
+    body = await read_body(request, body_limits(request))
 
     async def compute() -> Answer:
-        decoded = otlp.decode_otlp_logs(body, content_type)
-        check_count(decoded, app[CONFIG].server.max_records)
+        decoded = otlp.decode_otlp_logs(body, content_type, app[CONFIG].server.max_records)
         app[RATES].admit(request[TENANT].id, len(decoded))
-        pairs = [
+        pairs = (
             (KINDS[d.kind], d.record)
             if isinstance(d, otlp.OtlpItem)
             else (OTLP_UNMAPPED, Failed(RecordInvalid("", d.error)))
             for d in decoded
-        ]
-        outcome = app[PIPELINE].process(request[TENANT], pairs)
+        )
+        outcome = await run_sliced(app[PIPELINE].start(request[TENANT]), pairs)
         await store(request, outcome)
         message = ""
         if outcome.errors:

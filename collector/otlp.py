@@ -29,7 +29,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from collector.errors import BadRequest, UnsupportedMediaType
+from collector.decode import check_count, check_json_values
+from collector.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -74,11 +75,16 @@ def _media_type(content_type: str) -> str:
     return media
 
 
-def decode_otlp_logs(body: bytes, content_type: str) -> list[OtlpItem | OtlpFailure]:
+def decode_otlp_logs(
+    body: bytes, content_type: str, max_records: int = 10_000
+) -> list[OtlpItem | OtlpFailure]:
     """Raises collector.errors.BadRequest when the body is not a valid ExportLogsServiceRequest
-    in that encoding; UnsupportedMediaType for another content type."""
+    in that encoding; UnsupportedMediaType for another content type; PayloadTooLarge when it holds
+    more than `max_records` log records (counted before the body is parsed)."""
     media = _media_type(content_type)
-    request = _parse_protobuf(body) if media == PROTOBUF else _parse_json(body)
+    request = (
+        _parse_protobuf(body, max_records) if media == PROTOBUF else _parse_json(body, max_records)
+    )
     out: list[OtlpItem | OtlpFailure] = []
     for resource_logs in request.resource_logs:
         resource = _attributes(resource_logs.resource.attributes)
@@ -89,6 +95,74 @@ def decode_otlp_logs(body: bytes, content_type: str) -> list[OtlpItem | OtlpFail
                 except _Unmappable as e:
                     out.append(OtlpFailure(str(e)))
     return out
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if i >= len(buf) or shift > 63:
+            raise _Malformed
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, i
+        shift += 7
+
+
+class _Malformed(Exception):
+    """The protobuf wire format is broken where the counter walked."""
+
+
+def _submessages(buf: bytes, start: int, end: int, field: int) -> list[tuple[int, int]]:
+    """(start, end) of each length-delimited `field` in buf[start:end]; other fields skipped."""
+    out = []
+    i = start
+    while i < end:
+        key, i = _varint(buf, i)
+        wire = key & 7
+        if wire == 0:
+            _, i = _varint(buf, i)
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        elif wire == 2:
+            n, i = _varint(buf, i)
+            if key >> 3 == field:
+                out.append((i, i + n))
+            i += n
+        else:
+            raise _Malformed
+    if i != end:
+        raise _Malformed
+    return out
+
+
+def count_protobuf_records(body: bytes, max_records: int) -> int:
+    """The log records of an ExportLogsServiceRequest, counted from the wire format by walking
+    only its three outer levels (resource_logs -> scope_logs -> log_records), without parsing:
+    a 2-byte empty LogRecord costs ~100 bytes once parsed, so 10 MiB of them would be ~500 MB.
+    413 as soon as the records, or the containers around them, pass their budget."""
+    records = containers = 0
+    try:
+        for rs, re_ in _submessages(body, 0, len(body), 1):  # ResourceLogs
+            scopes = _submessages(body, rs, re_, 2)  # ScopeLogs
+            containers += 1 + len(scopes)
+            if containers > 2 * max_records:
+                raise PayloadTooLarge(
+                    f"more than {2 * max_records} resource/scope log entries in one request"
+                )
+            for ss, se in scopes:
+                records += len(_submessages(body, ss, se, 2))  # LogRecord
+                if records > max_records:
+                    raise PayloadTooLarge(
+                        f"more than {max_records} log records in one request; "
+                        f"the limit is {max_records}"
+                    )
+    except _Malformed:
+        raise BadRequest("body is not a protobuf ExportLogsServiceRequest") from None
+    return records
 
 
 def encode_response(content_type: str, rejected: int, error_message: str) -> bytes:
@@ -107,7 +181,8 @@ def encode_response(content_type: str, rejected: int, error_message: str) -> byt
     return body
 
 
-def _parse_protobuf(body: bytes) -> ExportLogsServiceRequest:
+def _parse_protobuf(body: bytes, max_records: int) -> ExportLogsServiceRequest:
+    count_protobuf_records(body, max_records)
     request = ExportLogsServiceRequest()
     try:
         request.ParseFromString(body)
@@ -117,14 +192,15 @@ def _parse_protobuf(body: bytes) -> ExportLogsServiceRequest:
     return request
 
 
-def _parse_json(body: bytes) -> ExportLogsServiceRequest:
+def _parse_json(body: bytes, max_records: int) -> ExportLogsServiceRequest:
+    check_json_values(body, max_records)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequest("body is not valid JSON (or not UTF-8)") from None
     if not isinstance(doc, dict):
         raise BadRequest("OTLP/JSON body must be an ExportLogsServiceRequest object")
-    _drop_ids(doc)
+    check_count(_drop_ids(doc), max_records)
     request = ExportLogsServiceRequest()
     try:
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
@@ -146,12 +222,16 @@ def _children(parent: Any, *names: str) -> Iterable[dict[str, Any]]:
     return ()
 
 
-def _drop_ids(doc: dict[str, Any]) -> None:
+def _drop_ids(doc: dict[str, Any]) -> int:
+    """Drops the ids; the number of log records."""
+    count = 0
     for resource_logs in _children(doc, "resourceLogs", "resource_logs"):
         for scope_logs in _children(resource_logs, "scopeLogs", "scope_logs"):
             for log_record in _children(scope_logs, "logRecords", "log_records"):
+                count += 1
                 for name in _ID_FIELDS:
                     log_record.pop(name, None)
+    return count
 
 
 def _attributes(pairs: Iterable[KeyValue]) -> Attributes:
