@@ -12,6 +12,8 @@ read chunk by chunk from aiohttp's stream:
 - for line formats (NDJSON, combined text) newlines are counted as the chunks come: a body with
   more lines than `max_records` is refused (413) after its first chunk, long before it is held
   whole (a 16 KB gzip of 16 MiB of newlines stops after ~1 MiB);
+- for JSON formats the structural characters (`, : [ {`, see `collector.decode`) are counted the
+  same way, so `[0,0,0,...]` stops at its value budget, not at 64 MiB;
 - the whole read has a deadline, `body_read_timeout_s` (408), so a slow sender frees its
   in-flight slot.
 """
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from collector.decode import check_encoding
+from collector.decode import JSON_VALUES_PER_RECORD, check_encoding, json_values
 from collector.errors import BadRequest, PayloadTooLarge, RequestTimeout
 
 READ_CHUNK = 1024 * 1024  # decompressed bytes aiohttp may buffer ahead of us
@@ -36,6 +38,7 @@ class BodyLimits:
     decompressed_bytes: int
     timeout_s: float
     max_lines: int | None = None  # line formats: more lines than this is a 413
+    max_json_values: int | None = None  # JSON formats: more structural characters is a 413
 
 
 async def read_body(request: web.Request, limits: BodyLimits) -> bytes:
@@ -60,7 +63,7 @@ async def _read(request: web.Request, limits: BodyLimits) -> bytes:
     stream = request.content
     stream.set_read_chunk_size(READ_CHUNK)
     chunks: list[bytes] = []
-    size = newlines = 0
+    size = newlines = values = 0
     while chunk := await stream.readany():
         if stream.total_raw_bytes > limits.wire_bytes:
             raise PayloadTooLarge(f"body over the limit of {limits.wire_bytes} bytes")
@@ -75,6 +78,13 @@ async def _read(request: web.Request, limits: BodyLimits) -> bytes:
                 raise PayloadTooLarge(
                     f"more than {limits.max_lines} records in one request; "
                     f"the limit is {limits.max_lines}"
+                )
+        if limits.max_json_values is not None:
+            values += json_values(chunk)
+            if values > limits.max_json_values:
+                raise PayloadTooLarge(
+                    f"more than {limits.max_json_values} JSON values in one request "
+                    f"({JSON_VALUES_PER_RECORD} per record)"
                 )
         chunks.append(chunk)
     return b"".join(chunks)

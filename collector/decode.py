@@ -64,6 +64,7 @@ class Decoded:
 class Format:
     decode: Callable[[bytes, int], Decoded]  # (body, max_records)
     line_based: bool  # records are lines: the body reader counts them as they stream in
+    json: bool  # JSON values: the body reader counts them as they stream in
 
 
 def check_encoding(content_encoding: str) -> None:
@@ -73,11 +74,11 @@ def check_encoding(content_encoding: str) -> None:
 
 def format_for(content_type: str, allow_text: bool) -> Format:
     if content_type == JSON:
-        return Format(decode_json, line_based=False)
+        return Format(decode_json, line_based=False, json=True)
     if content_type in (NDJSON, "application/jsonl", "application/json-seq"):
-        return Format(decode_ndjson, line_based=True)
+        return Format(decode_ndjson, line_based=True, json=True)
     if content_type == TEXT and allow_text:
-        return Format(decode_combined, line_based=True)
+        return Format(decode_combined, line_based=True, json=False)
     kinds = "application/json, application/x-ndjson" + (", text/plain" if allow_text else "")
     raise UnsupportedMediaType(f"Content-Type must be one of {kinds}")
 
@@ -93,12 +94,16 @@ def check_json_values(body: bytes, max_records: int) -> None:
     budget = JSON_VALUES_PER_RECORD * max_records
     if len(body) <= budget:
         return
-    values = body.count(b",") + body.count(b":") + body.count(b"[") + body.count(b"{")
-    if values > budget:
+    if json_values(body) > budget:
         raise PayloadTooLarge(
             f"more than {budget} JSON values in one request "
             f"({JSON_VALUES_PER_RECORD} per record, {max_records} records)"
         )
+
+
+def json_values(body: bytes) -> int:
+    """An upper bound on the JSON values in `body` (each but the first follows one of `,:[{`)."""
+    return body.count(b",") + body.count(b":") + body.count(b"[") + body.count(b"{")
 
 
 def _text(body: bytes) -> str:

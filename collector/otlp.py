@@ -114,9 +114,10 @@ class _Malformed(Exception):
     """The protobuf wire format is broken where the counter walked."""
 
 
-def _submessages(buf: bytes, start: int, end: int, field: int) -> list[tuple[int, int]]:
-    """(start, end) of each length-delimited `field` in buf[start:end]; other fields skipped."""
-    out = []
+def _submessages(buf: bytes, start: int, end: int, field: int, limit: int) -> list[tuple[int, int]]:
+    """(start, end) of each length-delimited `field` in buf[start:end], other fields skipped;
+    the walk stops after `limit + 1` of them (the caller refuses that many)."""
+    out: list[tuple[int, int]] = []
     i = start
     while i < end:
         key, i = _varint(buf, i)
@@ -131,6 +132,8 @@ def _submessages(buf: bytes, start: int, end: int, field: int) -> list[tuple[int
             n, i = _varint(buf, i)
             if key >> 3 == field:
                 out.append((i, i + n))
+                if len(out) > limit:
+                    return out
             i += n
         else:
             raise _Malformed
@@ -146,15 +149,15 @@ def count_protobuf_records(body: bytes, max_records: int) -> int:
     413 as soon as the records, or the containers around them, pass their budget."""
     records = containers = 0
     try:
-        for rs, re_ in _submessages(body, 0, len(body), 1):  # ResourceLogs
-            scopes = _submessages(body, rs, re_, 2)  # ScopeLogs
+        for rs, re_ in _submessages(body, 0, len(body), 1, 2 * max_records):  # ResourceLogs
+            scopes = _submessages(body, rs, re_, 2, 2 * max_records)  # ScopeLogs
             containers += 1 + len(scopes)
             if containers > 2 * max_records:
                 raise PayloadTooLarge(
                     f"more than {2 * max_records} resource/scope log entries in one request"
                 )
             for ss, se in scopes:
-                records += len(_submessages(body, ss, se, 2))  # LogRecord
+                records += len(_submessages(body, ss, se, 2, max_records))  # LogRecord
                 if records > max_records:
                     raise PayloadTooLarge(
                         f"more than {max_records} log records in one request; "

@@ -114,12 +114,12 @@ class Run:
 
     def feed(self, items: Iterator[tuple[Kind, Item]], budget_s: float = math.inf) -> bool:
         """Process items until they run out (True) or about `budget_s` of work is done (False;
-        call again with the same iterator to go on). The clock is read every 64 records."""
+        call again with the same iterator to go on). The clock is read every 16 records."""
         deadline = time.perf_counter() + budget_s
         one = self._one
         for kind, item in items:
             one(kind, item)
-            if not self.index & 63 and time.perf_counter() > deadline:
+            if not self.index & 15 and time.perf_counter() > deadline:
                 return False
         return True
 
@@ -146,4 +146,6 @@ class Run:
             out.consent[(kind.name, reason)] += 1
         out.accepted[kind.name] += 1
         if row is not None:
-            out.rows[kind.table].append(orjson.dumps(row))
+            # orjson (3.13) hands back its bytes in an 8 KiB buffer whatever their length: a
+            # copy of the ~700 bytes keeps 10,000 pending rows at ~7 MiB instead of ~80-155 MiB
+            out.rows[kind.table].append(bytes(memoryview(orjson.dumps(row))))
