@@ -15,7 +15,7 @@ personal data.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,20 +81,32 @@ def decode_otlp_logs(
     """Raises collector.errors.BadRequest when the body is not a valid ExportLogsServiceRequest
     in that encoding; UnsupportedMediaType for another content type; PayloadTooLarge when it holds
     more than `max_records` log records (counted before the body is parsed)."""
+    return list(decode_otlp_lazily(body, content_type, max_records)[1])
+
+
+def decode_otlp_lazily(
+    body: bytes, content_type: str, max_records: int
+) -> tuple[int, Iterator[OtlpItem | OtlpFailure]]:
+    """The number of log records, and the records mapped one by one as they are taken (so the
+    mapping can be sliced between yields to the event loop). Errors as `decode_otlp_logs`."""
     media = _media_type(content_type)
-    request = (
-        _parse_protobuf(body, max_records) if media == PROTOBUF else _parse_json(body, max_records)
-    )
-    out: list[OtlpItem | OtlpFailure] = []
+    if media == PROTOBUF:
+        count = count_protobuf_records(body, max_records)
+        request = _parse_protobuf(body)
+    else:
+        request, count = _parse_json(body, max_records)
+    return count, _mapped(request)
+
+
+def _mapped(request: ExportLogsServiceRequest) -> Iterator[OtlpItem | OtlpFailure]:
     for resource_logs in request.resource_logs:
         resource = _attributes(resource_logs.resource.attributes)
         for scope_logs in resource_logs.scope_logs:
             for log_record in scope_logs.log_records:
                 try:
-                    out.append(_map(log_record, resource))
+                    yield _map(log_record, resource)
                 except _Unmappable as e:
-                    out.append(OtlpFailure(str(e)))
-    return out
+                    yield OtlpFailure(str(e))
 
 
 def _varint(buf: bytes, i: int) -> tuple[int, int]:
@@ -184,8 +196,7 @@ def encode_response(content_type: str, rejected: int, error_message: str) -> byt
     return body
 
 
-def _parse_protobuf(body: bytes, max_records: int) -> ExportLogsServiceRequest:
-    count_protobuf_records(body, max_records)
+def _parse_protobuf(body: bytes) -> ExportLogsServiceRequest:
     request = ExportLogsServiceRequest()
     try:
         request.ParseFromString(body)
@@ -195,7 +206,7 @@ def _parse_protobuf(body: bytes, max_records: int) -> ExportLogsServiceRequest:
     return request
 
 
-def _parse_json(body: bytes, max_records: int) -> ExportLogsServiceRequest:
+def _parse_json(body: bytes, max_records: int) -> tuple[ExportLogsServiceRequest, int]:
     check_json_values(body, max_records)
     try:
         doc = orjson.loads(body)
@@ -203,14 +214,15 @@ def _parse_json(body: bytes, max_records: int) -> ExportLogsServiceRequest:
         raise BadRequest("body is not valid JSON (or not UTF-8)") from None
     if not isinstance(doc, dict):
         raise BadRequest("OTLP/JSON body must be an ExportLogsServiceRequest object")
-    check_count(_drop_ids(doc), max_records)
+    count = _drop_ids(doc)
+    check_count(count, max_records)
     request = ExportLogsServiceRequest()
     try:
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError):
         # ParseError messages quote the offending value, so they are not passed on.
         raise BadRequest("body is not an OTLP/JSON ExportLogsServiceRequest") from None
-    return request
+    return request, count
 
 
 def _children(parent: Any, *names: str) -> Iterable[dict[str, Any]]:
