@@ -28,7 +28,7 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from collector.errors import BadRequest, UnsupportedMediaType
+from collector.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from collector.otlp import (
     JSON,
     PROTOBUF,
@@ -841,3 +841,61 @@ async def test_real_sdk_exporter(aiohttp_server: ServerFactory, compression: str
         "properties": {"step": 2},
     }
     assert plain == OtlpFailure(UNMAPPED)
+
+
+# ---- bounded work: log records counted on the wire before the body is parsed
+
+
+def test_protobuf_records_are_counted_without_parsing() -> None:
+    from collector.otlp import count_protobuf_records
+
+    req = request(*[log({"client.address": "::1"})] * 3, resource={"service.name": "s"})
+    req.resource_logs.add().scope_logs.add().log_records.add()  # a second resource, one record
+    body = req.SerializeToString()
+    assert count_protobuf_records(body, 4) == 4
+    with pytest.raises(PayloadTooLarge, match="more than 3 log records"):
+        count_protobuf_records(body, 3)
+    with pytest.raises(PayloadTooLarge, match="log records"):
+        decode_otlp_logs(body, PROTOBUF, max_records=3)
+
+
+def test_empty_containers_count_against_the_budget_too() -> None:
+    from collector.otlp import count_protobuf_records
+
+    empty_resources = b"\x0a\x00" * 21  # 21 empty ResourceLogs: no records, but work
+    assert count_protobuf_records(empty_resources, 11) == 0
+    with pytest.raises(PayloadTooLarge, match="resource/scope"):
+        count_protobuf_records(empty_resources, 10)
+
+
+def test_a_bomb_of_empty_log_records_stops_at_the_limit() -> None:
+    from collector.otlp import count_protobuf_records
+
+    records = b"\x12\x00" * 2_000_000  # 4 MB: two million empty LogRecords
+    resource_logs = b"\x12" + _varint(len(records)) + records  # one ScopeLogs holding them
+    body = b"\x0a" + _varint(len(resource_logs)) + resource_logs
+    with pytest.raises(PayloadTooLarge, match="more than 10000 log records"):
+        count_protobuf_records(body, 10_000)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes(out) + bytes([n])
+
+
+@pytest.mark.parametrize("body", [b"\x0a\x05\x12\x03", b"\x0f", b"\x0a\x02\x12\x05"])
+def test_broken_wire_format_is_400_from_the_counter(body: bytes) -> None:
+    from collector.otlp import count_protobuf_records
+
+    with pytest.raises(BadRequest):
+        count_protobuf_records(body, 10)
+
+
+def test_json_records_are_counted_before_parse_dict() -> None:
+    body = encode(request(*[log({"client.address": "::1"})] * 3), JSON)
+    assert len(decode_otlp_logs(body, JSON, max_records=3)) == 3
+    with pytest.raises(PayloadTooLarge, match="3 records"):
+        decode_otlp_logs(body, JSON, max_records=2)
