@@ -109,7 +109,100 @@ def _mapped(request: ExportLogsServiceRequest) -> Iterator[OtlpItem | OtlpFailur
                     yield OtlpFailure(str(e))
 
 
+class _Malformed(Exception):
+    """The protobuf wire format is broken where the counter walked."""
+
+
+# Every parsed protobuf message costs ~50-100 bytes however few bytes it took on the wire (an
+# empty LogRecord or KeyValue is 2 bytes): 10 MiB of empty attributes parse into ~300 MB. So the
+# messages are counted on the wire first, within this budget per allowed record (a record with 30
+# attributes is ~60 messages).
+MESSAGES_PER_RECORD = 64
+
+
+def _message_fields(descriptor: Any, table: dict[str, dict[int, str]]) -> dict[str, dict[int, str]]:
+    """For each message type reachable from `descriptor`: field number -> message type, for its
+    message-typed fields (taken from the installed schema, so a newer field is counted too)."""
+    if descriptor.full_name not in table:
+        fields = table[descriptor.full_name] = {}
+        for f in descriptor.fields:
+            if f.message_type is not None:
+                fields[f.number] = f.message_type.full_name
+                _message_fields(f.message_type, table)
+    return table
+
+
+_SCHEMA = _message_fields(ExportLogsServiceRequest.DESCRIPTOR, {})
+_ROOT = ExportLogsServiceRequest.DESCRIPTOR.full_name
+_LOG_RECORD = LogRecord.DESCRIPTOR.full_name
+# Only the path down to the log records: enough when the body is too short to hold more messages
+# than the budget (each takes at least 2 bytes), which saves the walk through every attribute.
+_OUTER = {
+    _ROOT: {1: "opentelemetry.proto.logs.v1.ResourceLogs"},
+    "opentelemetry.proto.logs.v1.ResourceLogs": {2: "opentelemetry.proto.logs.v1.ScopeLogs"},
+    "opentelemetry.proto.logs.v1.ScopeLogs": {2: _LOG_RECORD},
+    _LOG_RECORD: {},
+}
+
+
+def count_protobuf_records(body: bytes, max_records: int) -> int:
+    """The log records of an ExportLogsServiceRequest, counted on the wire format before it is
+    parsed, with every nested message on the way: 413 as soon as the records pass `max_records`
+    or the messages pass `MESSAGES_PER_RECORD * max_records`; the walk stops there, so its cost
+    is bounded too. 400 for a wire format broken where the walk goes."""
+    budget = MESSAGES_PER_RECORD * max_records
+    records = messages = 0
+    stack = [(0, len(body), _ROOT)]
+    size = len(body)
+    schema = _SCHEMA if size // 2 > budget else _OUTER  # 10,000 records: over 1.25 MiB
+    try:
+        while stack:
+            i, end, kind = stack.pop()
+            children = schema[kind]
+            while i < end:
+                key, i = _varint(body, i)
+                wire = key & 7
+                if wire == 2:
+                    n, i = _varint(body, i)
+                    child = children.get(key >> 3)
+                    if child is not None:
+                        if i + n > end:
+                            raise _Malformed
+                        messages += 1
+                        if messages > budget:
+                            raise PayloadTooLarge(
+                                f"more than {budget} protobuf messages in one request "
+                                f"({MESSAGES_PER_RECORD} per record)"
+                            )
+                        if child == _LOG_RECORD:
+                            records += 1
+                            if records > max_records:
+                                raise PayloadTooLarge(
+                                    f"more than {max_records} log records in one request; "
+                                    f"the limit is {max_records}"
+                                )
+                        if schema[child]:  # a message with message fields: walk it
+                            stack.append((i, i + n, child))
+                    i += n
+                elif wire == 0:
+                    _, i = _varint(body, i)
+                elif wire == 1:
+                    i += 8
+                elif wire == 5:
+                    i += 4
+                else:
+                    raise _Malformed
+            if i != end or end > size:
+                raise _Malformed
+    except _Malformed:
+        raise BadRequest("body is not a protobuf ExportLogsServiceRequest") from None
+    return records
+
+
 def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    b = buf[i] if i < len(buf) else 0x100  # one byte: the common case
+    if b < 0x80:
+        return b, i + 1
     value = shift = 0
     while True:
         if i >= len(buf) or shift > 63:
@@ -120,64 +213,6 @@ def _varint(buf: bytes, i: int) -> tuple[int, int]:
         if b < 0x80:
             return value, i
         shift += 7
-
-
-class _Malformed(Exception):
-    """The protobuf wire format is broken where the counter walked."""
-
-
-def _submessages(buf: bytes, start: int, end: int, field: int, limit: int) -> list[tuple[int, int]]:
-    """(start, end) of each length-delimited `field` in buf[start:end], other fields skipped;
-    the walk stops after `limit + 1` of them (the caller refuses that many)."""
-    out: list[tuple[int, int]] = []
-    i = start
-    while i < end:
-        key, i = _varint(buf, i)
-        wire = key & 7
-        if wire == 0:
-            _, i = _varint(buf, i)
-        elif wire == 1:
-            i += 8
-        elif wire == 5:
-            i += 4
-        elif wire == 2:
-            n, i = _varint(buf, i)
-            if key >> 3 == field:
-                out.append((i, i + n))
-                if len(out) > limit:
-                    return out
-            i += n
-        else:
-            raise _Malformed
-    if i != end:
-        raise _Malformed
-    return out
-
-
-def count_protobuf_records(body: bytes, max_records: int) -> int:
-    """The log records of an ExportLogsServiceRequest, counted from the wire format by walking
-    only its three outer levels (resource_logs -> scope_logs -> log_records), without parsing:
-    a 2-byte empty LogRecord costs ~100 bytes once parsed, so 10 MiB of them would be ~500 MB.
-    413 as soon as the records, or the containers around them, pass their budget."""
-    records = containers = 0
-    try:
-        for rs, re_ in _submessages(body, 0, len(body), 1, 2 * max_records):  # ResourceLogs
-            scopes = _submessages(body, rs, re_, 2, 2 * max_records)  # ScopeLogs
-            containers += 1 + len(scopes)
-            if containers > 2 * max_records:
-                raise PayloadTooLarge(
-                    f"more than {2 * max_records} resource/scope log entries in one request"
-                )
-            for ss, se in scopes:
-                records += len(_submessages(body, ss, se, 2, max_records))  # LogRecord
-                if records > max_records:
-                    raise PayloadTooLarge(
-                        f"more than {max_records} log records in one request; "
-                        f"the limit is {max_records}"
-                    )
-    except _Malformed:
-        raise BadRequest("body is not a protobuf ExportLogsServiceRequest") from None
-    return records
 
 
 def encode_response(content_type: str, rejected: int, error_message: str) -> bytes:

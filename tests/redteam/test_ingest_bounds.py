@@ -120,9 +120,13 @@ def json_bombs() -> dict[str, bytes]:
     }
 
 
-def otlp_bomb() -> bytes:
-    """ExportLogsServiceRequest{resource_logs{scope_logs{log_records: 8M empty}}}, ~16 MiB."""
+def otlp_bomb(attributes: bool = False) -> bytes:
+    """ExportLogsServiceRequest{resource_logs{scope_logs{log_records: 8M empty}}}, ~16 MiB; or
+    one log record with 8M empty attributes (unparsed, ~400 MB of protobuf messages)."""
     scope_logs = b"\x12\x00" * (8 * MIB)  # field 2: log_records
+    if attributes:
+        log_record = b"\x32\x00" * (8 * MIB)  # field 6: attributes
+        scope_logs = b"\x12" + _varint(len(log_record)) + log_record
     resource_logs = b"\x12" + _varint(len(scope_logs)) + scope_logs  # field 2: scope_logs
     return gz(b"\x0a" + _varint(len(resource_logs)) + resource_logs)  # field 1: resource_logs
 
@@ -157,6 +161,14 @@ async def test_newline_and_json_bombs_are_refused_while_decoding(tmp_path: Path)
             svc,
             "/otlp/v1/logs",
             otlp_bomb(),
+            413,
+            **{"Content-Type": "application/x-protobuf"},
+            **gzip_headers,
+        )
+        figures["otlp empty attributes"] = await hostile(
+            svc,
+            "/otlp/v1/logs",
+            otlp_bomb(attributes=True),
             413,
             **{"Content-Type": "application/x-protobuf"},
             **gzip_headers,
