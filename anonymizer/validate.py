@@ -8,6 +8,7 @@ no anonymization rule (the collector can drop them instead when the policy says 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,8 @@ from anonymizer.types import (
 from anonymizer.url import split_url
 
 DAY_MS = 86_400_000
+DATETIME64_MIN_MS = -2_208_988_800_000  # 1900-01-01T00:00:00Z, the first DateTime64 time
+DATETIME64_MAX_MS = 10_413_791_999_999  # 2299-12-31T23:59:59.999Z, the last
 _EPOCH_SECONDS_LIMIT = 100_000_000_000  # below: seconds (until year 5138); above: milliseconds
 
 
@@ -41,7 +44,12 @@ class TimeWindow:
 
     @classmethod
     def around(cls, now_ms: int, retention_days: int) -> TimeWindow:
-        return cls(now_ms, now_ms - retention_days * DAY_MS, now_ms + DAY_MS)
+        """Never wider than the DateTime64(3) columns hold (1900-01-01 .. 2299-12-31)."""
+        return cls(
+            now_ms,
+            max(now_ms - retention_days * DAY_MS, DATETIME64_MIN_MS),
+            min(now_ms + DAY_MS, DATETIME64_MAX_MS),
+        )
 
 
 def parse_time(value: Any, window: TimeWindow) -> int:
@@ -51,6 +59,8 @@ def parse_time(value: Any, window: TimeWindow) -> int:
     if isinstance(value, bool):
         raise RecordInvalid("time", "must be an RFC 3339 string or epoch seconds/milliseconds")
     if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RecordInvalid("time", "must be a finite number")
         ms = int(value * 1000) if abs(value) < _EPOCH_SECONDS_LIMIT else int(value)
     elif isinstance(value, str):
         try:
@@ -59,7 +69,10 @@ def parse_time(value: Any, window: TimeWindow) -> int:
             raise RecordInvalid("time", "not an RFC 3339 time") from None
         if dt.tzinfo is None:
             raise RecordInvalid("time", "RFC 3339 time needs an offset (Z or +hh:mm)")
-        ms = int(dt.timestamp() * 1000)
+        try:
+            ms = int(dt.timestamp() * 1000)
+        except (OverflowError, ValueError):  # year 1 or 9999 pushed out of range by the offset
+            raise RecordInvalid("time", "out of range") from None
     else:
         raise RecordInvalid("time", "must be an RFC 3339 string or epoch seconds/milliseconds")
     if ms < window.oldest_ms:

@@ -55,7 +55,9 @@ class Authenticator:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("Authorization must be 'Bearer <api key>'")
-        digest = hashlib.sha256(token.encode()).digest()
+        # aiohttp decodes header bytes as UTF-8 with surrogateescape: encoding them back the same
+        # way hashes the bytes that were sent, whatever they are (never a 500 on non-UTF-8)
+        digest = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
         found: Tenant | None = None
         for expected, tenant in self._entries:
             if hmac.compare_digest(digest, expected):

@@ -9,7 +9,7 @@ line-length limit) still parses: everything it says is intact.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from anonymizer.errors import RecordInvalid
@@ -29,18 +29,22 @@ _MONTHS = {
 
 
 def parse_clf_time(text: str) -> int:
-    """`17/May/2015:10:05:03 +0000` -> epoch milliseconds."""
+    """`17/May/2015:10:05:03 +0000` -> epoch milliseconds. The offset is applied to the epoch
+    number, not to a datetime: year 1 with a `+` offset or year 9999 with a `-` one would step out
+    of datetime's range. Whether the time is acceptable is the validator's call (its window)."""
     m = _TIME.match(text)
     if not m or m.group(2) not in _MONTHS:
         raise RecordInvalid("time", "not a combined-log time (dd/Mon/yyyy:HH:MM:SS +zzzz)")
     d, mon, y, hh, mm, ss, sign, oh, om = m.groups()
+    if int(oh) > 23 or int(om) > 59:
+        raise RecordInvalid("time", "not a valid UTC offset")
     try:
         dt = datetime(int(y), _MONTHS[mon], int(d), int(hh), int(mm), int(ss), tzinfo=UTC)
     except ValueError:
         raise RecordInvalid("time", "not a valid date") from None
-    offset = timedelta(hours=int(oh), minutes=int(om))
-    dt = dt - offset if sign == "+" else dt + offset
-    return int(dt.timestamp()) * 1000
+    offset = int(oh) * 3600 + int(om) * 60
+    seconds = int(dt.timestamp()) - (offset if sign == "+" else -offset)
+    return seconds * 1000
 
 
 def parse_combined(line: str) -> dict[str, Any]:

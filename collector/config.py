@@ -54,6 +54,9 @@ class ServerConfig:
     def inflight_per_tenant(self) -> int:
         return self.max_inflight_per_tenant or max(1, self.max_inflight_requests // 4)
 
+    # a body not received whole within this many seconds is answered 408, freeing its slot
+    body_read_timeout_s: int = 30
+
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
@@ -217,6 +220,9 @@ def parse_config(text: str, base: Path) -> Config:
         max_field_size=_int(server, "server.max_field_size", d.max_field_size, 256, 1 * MIB),
         max_headers=_int(server, "server.max_headers", d.max_headers, 8, 10_000),
         max_head_bytes=_int(server, "server.max_head_bytes", d.max_head_bytes, 1024, 16 * MIB),
+        body_read_timeout_s=_int(
+            server, "server.body_read_timeout_s", d.body_read_timeout_s, 1, 3600
+        ),
     )
     if server_cfg.metrics_token_sha256 and not SHA256_HEX.match(server_cfg.metrics_token_sha256):
         raise ConfigError("server.metrics_token_sha256: must be 64 lower-case hex digits")

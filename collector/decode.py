@@ -1,13 +1,26 @@
-"""Body -> a list of raw records. Per-record failures stay per record (an NDJSON line or a log line
-that does not parse is reported by its index); only a body that cannot be read at all is a 400.
+"""Body -> raw records, with the work and memory of one request bounded before it is spent.
 
-Decompression is aiohttp's (gzip, deflate, zstd, br), bounded by `client_max_size` on the
-decompressed size, so a bomb is refused at the limit without being inflated whole.
+Per-record failures stay per record (an NDJSON line or a log line that does not parse is reported
+by its index); only a body that cannot be read at all is a 400, and a body with more records than
+`max_records` is a 413 *before* any record is parsed:
+
+- line formats (NDJSON, combined text): the lines are counted (they were already counted as the
+  body streamed in, see collector/body.py), then parsed lazily, one by one, as the pipeline takes
+  them, so the work can be sliced and nothing is held per line but the line itself;
+- JSON (and each NDJSON line): a parsed value costs up to ~110 bytes of Python objects however
+  few bytes it took on the wire (`[0,0,...]`, `[{},{},...]`), so the structural characters
+  (`, : [ {`, an upper bound on the number of values) are counted first, at C speed, and a body
+  with more than `JSON_VALUES_PER_RECORD * max_records` of them is refused unparsed. Nesting is
+  bounded by orjson (depth 1024: a 400).
+
+Decompression is aiohttp's (gzip, deflate, zstd, br); its bounds are applied while the body is
+read (collector/body.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -20,6 +33,10 @@ JSON = "application/json"
 NDJSON = "application/x-ndjson"
 TEXT = "text/plain"
 ENCODINGS = frozenset({"", "identity", "gzip", "deflate", "zstd", "br"})
+# Structural characters allowed per record: an event with 64 properties needs ~150.
+JSON_VALUES_PER_RECORD = 160
+# Apache's request line and each header are at most 8 KiB: a longer line is not a log line.
+MAX_LINE_CHARS = 64 * 1024
 
 
 class Failed:
@@ -34,20 +51,59 @@ class Failed:
 Item = Any  # a raw record (normally a dict) or a `Failed`
 
 
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """`count` records, known before any is parsed; `items` yields them (once), lazily for the
+    line formats."""
+
+    count: int
+    items: Iterable[Item]
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    decode: Callable[[bytes, int], Decoded]  # (body, max_records)
+    line_based: bool  # records are lines: the body reader counts them as they stream in
+    json: bool  # JSON values: the body reader counts them as they stream in
+
+
 def check_encoding(content_encoding: str) -> None:
     if content_encoding.strip().lower() not in ENCODINGS:
         raise UnsupportedMediaType("Content-Encoding must be gzip, zstd, br, deflate or identity")
 
 
-def decoder_for(content_type: str, allow_text: bool) -> Callable[[bytes], list[Item]]:
+def format_for(content_type: str, allow_text: bool) -> Format:
     if content_type == JSON:
-        return decode_json
+        return Format(decode_json, line_based=False, json=True)
     if content_type in (NDJSON, "application/jsonl", "application/json-seq"):
-        return decode_ndjson
+        return Format(decode_ndjson, line_based=True, json=True)
     if content_type == TEXT and allow_text:
-        return decode_combined
+        return Format(decode_combined, line_based=True, json=False)
     kinds = "application/json, application/x-ndjson" + (", text/plain" if allow_text else "")
     raise UnsupportedMediaType(f"Content-Type must be one of {kinds}")
+
+
+def check_count(count: int, limit: int) -> None:
+    if count > limit:
+        raise PayloadTooLarge(f"{count} records in one request; the limit is {limit}")
+
+
+def check_json_values(body: bytes, max_records: int) -> None:
+    """413 when the body may hold more JSON values than `max_records` records need. Counting is
+    skipped when the body is too short to exceed the budget (the normal case)."""
+    budget = JSON_VALUES_PER_RECORD * max_records
+    if len(body) <= budget:
+        return
+    if json_values(body) > budget:
+        raise PayloadTooLarge(
+            f"more than {budget} JSON values in one request "
+            f"({JSON_VALUES_PER_RECORD} per record, {max_records} records)"
+        )
+
+
+def json_values(body: bytes) -> int:
+    """An upper bound on the JSON values in `body` (each but the first follows one of `,:[{`)."""
+    return body.count(b",") + body.count(b":") + body.count(b"[") + body.count(b"{")
 
 
 def _text(body: bytes) -> str:
@@ -57,48 +113,58 @@ def _text(body: bytes) -> str:
         raise BadRequest(f"body is not UTF-8 (byte {e.start})") from None
 
 
-def decode_json(body: bytes) -> list[Item]:
+def decode_json(body: bytes, max_records: int) -> Decoded:
+    check_json_values(body, max_records)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as e:
         raise BadRequest(f"body is not valid JSON: {e.msg} at position {e.pos}") from None
     if isinstance(doc, list):
-        return doc
+        check_count(len(doc), max_records)
+        return Decoded(len(doc), doc)
     if isinstance(doc, dict):
-        return [doc]
+        return Decoded(1, (doc,))
     raise BadRequest("JSON body must be an array of records or one record object")
 
 
-def _lines(body: bytes) -> list[str]:
+def _lines(body: bytes, max_records: int) -> list[str]:
+    """The lines, counted before they are split: n newlines make at least n lines."""
+    check_count(body.count(b"\n"), max_records)
     lines = _text(body).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    check_count(len(lines), max_records)
+    return lines
 
 
-def decode_ndjson(body: bytes) -> list[Item]:
-    out: list[Item] = []
-    for line in _lines(body):
-        if not line.strip():
-            out.append(Failed(RecordInvalid("", "empty line")))
-            continue
-        try:
-            out.append(orjson.loads(line))
-        except orjson.JSONDecodeError as e:
-            out.append(Failed(RecordInvalid("", f"line is not valid JSON: {e.msg}")))
-    return out
+def _ndjson_item(line: str) -> Item:
+    if line.endswith("\r"):
+        line = line[:-1]
+    if not line.strip():
+        return Failed(RecordInvalid("", "empty line"))
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        return Failed(RecordInvalid("", f"line is not valid JSON: {e.msg}"))
 
 
-def decode_combined(body: bytes) -> list[Item]:
-    out: list[Item] = []
-    for line in _lines(body):
-        try:
-            out.append(parse_combined(line))
-        except RecordInvalid as e:
-            out.append(Failed(e))
-    return out
+def decode_ndjson(body: bytes, max_records: int) -> Decoded:
+    check_json_values(body, max_records)
+    lines = _lines(body, max_records)
+    return Decoded(len(lines), map(_ndjson_item, lines))
 
 
-def check_count(items: list[Item], limit: int) -> None:
-    if len(items) > limit:
-        raise PayloadTooLarge(f"{len(items)} records in one request; the limit is {limit}")
+def _combined_item(line: str) -> Item:
+    if len(line) > MAX_LINE_CHARS:
+        return Failed(RecordInvalid("line", f"longer than {MAX_LINE_CHARS} characters"))
+    if line.endswith("\r"):
+        line = line[:-1]
+    try:
+        return parse_combined(line)
+    except RecordInvalid as e:
+        return Failed(e)
+
+
+def decode_combined(body: bytes, max_records: int) -> Decoded:
+    lines = _lines(body, max_records)
+    return Decoded(len(lines), map(_combined_item, lines))

@@ -97,3 +97,10 @@ class ServiceUnavailable(HttpError):
 
     status = 503
     error = "service unavailable"
+
+
+class RequestTimeout(HttpError):
+    """The body did not arrive within `server.body_read_timeout_s`."""
+
+    status = 408
+    error = "request timeout"

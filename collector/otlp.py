@@ -15,7 +15,7 @@ personal data.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from collector.errors import BadRequest, UnsupportedMediaType
+from collector.decode import check_count, check_json_values
+from collector.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -74,21 +75,144 @@ def _media_type(content_type: str) -> str:
     return media
 
 
-def decode_otlp_logs(body: bytes, content_type: str) -> list[OtlpItem | OtlpFailure]:
+def decode_otlp_logs(
+    body: bytes, content_type: str, max_records: int = 10_000
+) -> list[OtlpItem | OtlpFailure]:
     """Raises collector.errors.BadRequest when the body is not a valid ExportLogsServiceRequest
-    in that encoding; UnsupportedMediaType for another content type."""
+    in that encoding; UnsupportedMediaType for another content type; PayloadTooLarge when it holds
+    more than `max_records` log records (counted before the body is parsed)."""
+    return list(decode_otlp_lazily(body, content_type, max_records)[1])
+
+
+def decode_otlp_lazily(
+    body: bytes, content_type: str, max_records: int
+) -> tuple[int, Iterator[OtlpItem | OtlpFailure]]:
+    """The number of log records, and the records mapped one by one as they are taken (so the
+    mapping can be sliced between yields to the event loop). Errors as `decode_otlp_logs`."""
     media = _media_type(content_type)
-    request = _parse_protobuf(body) if media == PROTOBUF else _parse_json(body)
-    out: list[OtlpItem | OtlpFailure] = []
+    if media == PROTOBUF:
+        count = count_protobuf_records(body, max_records)
+        request = _parse_protobuf(body)
+    else:
+        request, count = _parse_json(body, max_records)
+    return count, _mapped(request)
+
+
+def _mapped(request: ExportLogsServiceRequest) -> Iterator[OtlpItem | OtlpFailure]:
     for resource_logs in request.resource_logs:
         resource = _attributes(resource_logs.resource.attributes)
         for scope_logs in resource_logs.scope_logs:
             for log_record in scope_logs.log_records:
                 try:
-                    out.append(_map(log_record, resource))
+                    yield _map(log_record, resource)
                 except _Unmappable as e:
-                    out.append(OtlpFailure(str(e)))
-    return out
+                    yield OtlpFailure(str(e))
+
+
+class _Malformed(Exception):
+    """The protobuf wire format is broken where the counter walked."""
+
+
+# Every parsed protobuf message costs ~50-100 bytes however few bytes it took on the wire (an
+# empty LogRecord or KeyValue is 2 bytes): 10 MiB of empty attributes parse into ~300 MB. So the
+# messages are counted on the wire first, within this budget per allowed record (a record with 30
+# attributes is ~60 messages).
+MESSAGES_PER_RECORD = 64
+
+
+def _message_fields(descriptor: Any, table: dict[str, dict[int, str]]) -> dict[str, dict[int, str]]:
+    """For each message type reachable from `descriptor`: field number -> message type, for its
+    message-typed fields (taken from the installed schema, so a newer field is counted too)."""
+    if descriptor.full_name not in table:
+        fields = table[descriptor.full_name] = {}
+        for f in descriptor.fields:
+            if f.message_type is not None:
+                fields[f.number] = f.message_type.full_name
+                _message_fields(f.message_type, table)
+    return table
+
+
+_SCHEMA = _message_fields(ExportLogsServiceRequest.DESCRIPTOR, {})
+_ROOT = ExportLogsServiceRequest.DESCRIPTOR.full_name
+_LOG_RECORD = LogRecord.DESCRIPTOR.full_name
+# Only the path down to the log records: enough when the body is too short to hold more messages
+# than the budget (each takes at least 2 bytes), which saves the walk through every attribute.
+_OUTER = {
+    _ROOT: {1: "opentelemetry.proto.logs.v1.ResourceLogs"},
+    "opentelemetry.proto.logs.v1.ResourceLogs": {2: "opentelemetry.proto.logs.v1.ScopeLogs"},
+    "opentelemetry.proto.logs.v1.ScopeLogs": {2: _LOG_RECORD},
+    _LOG_RECORD: {},
+}
+
+
+def count_protobuf_records(body: bytes, max_records: int) -> int:
+    """The log records of an ExportLogsServiceRequest, counted on the wire format before it is
+    parsed, with every nested message on the way: 413 as soon as the records pass `max_records`
+    or the messages pass `MESSAGES_PER_RECORD * max_records`; the walk stops there, so its cost
+    is bounded too. 400 for a wire format broken where the walk goes."""
+    budget = MESSAGES_PER_RECORD * max_records
+    records = messages = 0
+    stack = [(0, len(body), _ROOT)]
+    size = len(body)
+    schema = _SCHEMA if size // 2 > budget else _OUTER  # 10,000 records: over 1.25 MiB
+    try:
+        while stack:
+            i, end, kind = stack.pop()
+            children = schema[kind]
+            while i < end:
+                key, i = _varint(body, i)
+                wire = key & 7
+                if wire == 2:
+                    n, i = _varint(body, i)
+                    child = children.get(key >> 3)
+                    if child is not None:
+                        if i + n > end:
+                            raise _Malformed
+                        messages += 1
+                        if messages > budget:
+                            raise PayloadTooLarge(
+                                f"more than {budget} protobuf messages in one request "
+                                f"({MESSAGES_PER_RECORD} per record)"
+                            )
+                        if child == _LOG_RECORD:
+                            records += 1
+                            if records > max_records:
+                                raise PayloadTooLarge(
+                                    f"more than {max_records} log records in one request; "
+                                    f"the limit is {max_records}"
+                                )
+                        if schema[child]:  # a message with message fields: walk it
+                            stack.append((i, i + n, child))
+                    i += n
+                elif wire == 0:
+                    _, i = _varint(body, i)
+                elif wire == 1:
+                    i += 8
+                elif wire == 5:
+                    i += 4
+                else:
+                    raise _Malformed
+            if i != end or end > size:
+                raise _Malformed
+    except _Malformed:
+        raise BadRequest("body is not a protobuf ExportLogsServiceRequest") from None
+    return records
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    b = buf[i] if i < len(buf) else 0x100  # one byte: the common case
+    if b < 0x80:
+        return b, i + 1
+    value = shift = 0
+    while True:
+        if i >= len(buf) or shift > 63:
+            raise _Malformed
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, i
+        shift += 7
 
 
 def encode_response(content_type: str, rejected: int, error_message: str) -> bytes:
@@ -117,21 +241,23 @@ def _parse_protobuf(body: bytes) -> ExportLogsServiceRequest:
     return request
 
 
-def _parse_json(body: bytes) -> ExportLogsServiceRequest:
+def _parse_json(body: bytes, max_records: int) -> tuple[ExportLogsServiceRequest, int]:
+    check_json_values(body, max_records)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequest("body is not valid JSON (or not UTF-8)") from None
     if not isinstance(doc, dict):
         raise BadRequest("OTLP/JSON body must be an ExportLogsServiceRequest object")
-    _drop_ids(doc)
+    count = _drop_ids(doc)
+    check_count(count, max_records)
     request = ExportLogsServiceRequest()
     try:
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError):
         # ParseError messages quote the offending value, so they are not passed on.
         raise BadRequest("body is not an OTLP/JSON ExportLogsServiceRequest") from None
-    return request
+    return request, count
 
 
 def _children(parent: Any, *names: str) -> Iterable[dict[str, Any]]:
@@ -146,12 +272,16 @@ def _children(parent: Any, *names: str) -> Iterable[dict[str, Any]]:
     return ()
 
 
-def _drop_ids(doc: dict[str, Any]) -> None:
+def _drop_ids(doc: dict[str, Any]) -> int:
+    """Drops the ids; the number of log records."""
+    count = 0
     for resource_logs in _children(doc, "resourceLogs", "resource_logs"):
         for scope_logs in _children(resource_logs, "scopeLogs", "scope_logs"):
             for log_record in _children(scope_logs, "logRecords", "log_records"):
+                count += 1
                 for name in _ID_FIELDS:
                     log_record.pop(name, None)
+    return count
 
 
 def _attributes(pairs: Iterable[KeyValue]) -> Attributes:

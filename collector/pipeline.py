@@ -6,15 +6,17 @@ is dropped as soon as its row exists.
 
 from __future__ import annotations
 
+import math
+import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from anonymizer import TenantContext
+from anonymizer import Policy, TenantContext
 from anonymizer.errors import RecordInvalid
 from anonymizer.validate import TimeWindow
 from collector.auth import Tenant
@@ -75,9 +77,15 @@ class Pipeline:
         return self.keys.current_epoch(tenant_id, period)
 
     def process(
-        self, tenant: Tenant, items: Sequence[tuple[Kind, Item]], now: datetime | None = None
+        self, tenant: Tenant, items: Iterable[tuple[Kind, Item]], now: datetime | None = None
     ) -> Outcome:
         """Each (kind, item) becomes a row of the kind's table or an error at its index."""
+        run = self.start(tenant, now)
+        run.feed(iter(items))
+        return run.out
+
+    def start(self, tenant: Tenant, now: datetime | None = None) -> Run:
+        """A run over one request's records, fed in slices (see `Run.feed`)."""
         now = now or datetime.now(UTC)
         policy = self.policies.for_tenant(tenant.id)
         now_ms = int(now.timestamp() * 1000)
@@ -85,31 +93,59 @@ class Pipeline:
         ctx = TenantContext(
             tenant.id, tenant.plan, self.keys.get(tenant.id, self.epoch(tenant.id, now)), salts
         )
-        window = TimeWindow.around(
-            int(now.timestamp() * 1000), policy.retention.days_for(tenant.plan)
-        )
-        enricher = self.enricher
-        drop_unknown = policy.unknown_fields == "drop"
-        out = Outcome()
-        for index, (kind, item) in enumerate(items):
-            out.received[kind.name] += 1
-            if isinstance(item, Failed):
-                out.reject(kind.name, index, item.error)
-                continue
-            if drop_unknown and isinstance(item, dict) and not kind.fields.issuperset(item):
-                # fail closed: a field without a rule is dropped (and counted), never stored
-                known = {k: v for k, v in item.items() if k in kind.fields}
-                out.dropped_fields[kind.name] += len(item) - len(known)
-                item = known
-            try:
-                record = kind.validate(item, window)
-            except RecordInvalid as e:
-                out.reject(kind.name, index, e)
-                continue
-            row, reason = kind.build_row(policy, ctx, record, enricher)
-            if reason:
-                out.consent[(kind.name, reason)] += 1
-            out.accepted[kind.name] += 1
-            if row is not None:
-                out.rows[kind.table].append(orjson.dumps(row))
-        return out
+        window = TimeWindow.around(now_ms, policy.retention.days_for(tenant.plan))
+        return Run(policy, ctx, window, self.enricher)
+
+
+class Run:
+    """One request's records through the stages, with its policy, keys and time window fixed at
+    the start: the request is processed as of one instant however many slices it takes."""
+
+    def __init__(
+        self, policy: Policy, ctx: TenantContext, window: TimeWindow, enricher: Enricher
+    ) -> None:
+        self.policy = policy
+        self.ctx = ctx
+        self.window = window
+        self.enricher = enricher
+        self.drop_unknown = policy.unknown_fields == "drop"
+        self.out = Outcome()
+        self.index = 0  # of the next record
+
+    def feed(self, items: Iterator[tuple[Kind, Item]], budget_s: float = math.inf) -> bool:
+        """Process items until they run out (True) or about `budget_s` of work is done (False;
+        call again with the same iterator to go on). The clock is read every 16 records."""
+        deadline = time.perf_counter() + budget_s
+        one = self._one
+        for kind, item in items:
+            one(kind, item)
+            if not self.index & 15 and time.perf_counter() > deadline:
+                return False
+        return True
+
+    def _one(self, kind: Kind, item: Item) -> None:
+        out = self.out
+        index = self.index
+        self.index = index + 1
+        out.received[kind.name] += 1
+        if isinstance(item, Failed):
+            out.reject(kind.name, index, item.error)
+            return
+        if self.drop_unknown and isinstance(item, dict) and not kind.fields.issuperset(item):
+            # fail closed: a field without a rule is dropped (and counted), never stored
+            known = {k: v for k, v in item.items() if k in kind.fields}
+            out.dropped_fields[kind.name] += len(item) - len(known)
+            item = known
+        try:
+            record = kind.validate(item, self.window)
+        except RecordInvalid as e:
+            out.reject(kind.name, index, e)
+            return
+        row, reason = kind.build_row(self.policy, self.ctx, record, self.enricher)
+        if reason:
+            out.consent[(kind.name, reason)] += 1
+        out.accepted[kind.name] += 1
+        if row is not None:
+            # orjson (3.13) hands back its bytes in an 8 KiB buffer whatever their length: a
+            # copy of the ~700 bytes keeps 10,000 pending rows at ~7 MiB instead of ~80-155 MiB
+            out.rows[kind.table].append(bytes(memoryview(orjson.dumps(row))))

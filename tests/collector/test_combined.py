@@ -72,3 +72,58 @@ def test_bad_lines_name_the_field(line: str, field: str) -> None:
     with pytest.raises(RecordInvalid) as e:
         parse_combined(line)
     assert e.value.field == field
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "01/Jan/0001:00:00:00 +0100",  # a `+` offset before year 1: out of datetime's range
+        "31/Dec/9999:23:59:59 -0100",  # a `-` offset after 9999
+        "01/Jan/0001:00:00:00 +2359",
+        "31/Dec/9999:23:59:59 -2359",
+    ],
+)
+def test_times_at_the_ends_of_the_calendar_parse_and_fail_only_their_record(stamp: str) -> None:
+    from anonymizer.validate import TimeWindow, parse_time
+
+    ms = parse_clf_time(stamp)  # an epoch number: no datetime arithmetic to overflow
+    year_1, year_10000 = -62_135_596_800_000, 253_402_300_800_000
+    assert year_1 - 86_400_000 < ms < year_10000 + 86_400_000
+    with pytest.raises(RecordInvalid, match=r"older|future"):
+        parse_time(ms, TimeWindow.around(1_795_000_000_000, 395))
+
+
+@pytest.mark.parametrize("stamp", ["17/May/2015:10:05:03 +2400", "17/May/2015:10:05:03 -0060"])
+def test_offsets_out_of_range(stamp: str) -> None:
+    with pytest.raises(RecordInvalid, match="offset"):
+        parse_clf_time(stamp)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
+        float("inf"),
+        float("-inf"),
+        float("nan"),
+        10**30,
+        -(10**30),
+        1e300,
+    ],
+)
+def test_any_time_out_of_range_is_a_record_error(value: object) -> None:
+    from anonymizer.validate import TimeWindow, parse_time
+
+    with pytest.raises(RecordInvalid) as e:
+        parse_time(value, TimeWindow.around(1_795_000_000_000, 36_500))
+    assert e.value.field == "time"
+
+
+def test_the_window_never_leaves_the_datetime64_range() -> None:
+    from anonymizer.validate import DATETIME64_MAX_MS, DATETIME64_MIN_MS, TimeWindow
+
+    old = TimeWindow.around(-2_000_000_000_000, 36_500)  # a clock set to 1906, 100-year retention
+    assert old.oldest_ms == DATETIME64_MIN_MS
+    late = TimeWindow.around(DATETIME64_MAX_MS, 1)
+    assert late.newest_ms == DATETIME64_MAX_MS

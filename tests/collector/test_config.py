@@ -18,6 +18,13 @@ def test_example_config_with_a_key_parses(tmp_path: Path) -> None:
     assert c.policy_file == tmp_path / "policy.toml"
     assert c.enrich.geoip_database is None
     assert c.tenants[0].id == "dev" and c.tenants[0].api_key_sha256 == (SHA,)
+    assert c.server.body_read_timeout_s == 30
+
+
+def test_body_read_timeout() -> None:
+    assert parse_config("", Path("/")).server.body_read_timeout_s == 30
+    config = parse_config("[server]\nbody_read_timeout_s = 5\n", Path("/"))
+    assert config.server.body_read_timeout_s == 5
 
 
 @pytest.mark.parametrize(
@@ -29,6 +36,8 @@ def test_example_config_with_a_key_parses(tmp_path: Path) -> None:
         ('[storage]\nengine = "clickhouse"\n', "storage.engine"),
         ('[storage]\ndatabase = "x-y"\n', "storage.database"),
         ("[batch]\nmax_rows = 0\n", "batch.max_rows"),
+        ("[server]\nbody_read_timeout_s = 0\n", "server.body_read_timeout_s: must be a whole"),
+        ('[server]\nbody_read_timeout_s = "30"\n', "server.body_read_timeout_s"),
         ('[[tenants]]\nid = "Bad Id"\n', "tenants[0].id"),
         ('[[tenants]]\nid = "a"\napi_key_sha256 = ["xyz"]\n', "tenants[0].api_key_sha256[0]"),
         ('[[tenants]]\nid = "a"\n[[tenants]]\nid = "a"\n', "tenants[1].id: duplicate"),

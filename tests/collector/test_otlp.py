@@ -28,7 +28,7 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from collector.errors import BadRequest, UnsupportedMediaType
+from collector.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from collector.otlp import (
     JSON,
     PROTOBUF,
@@ -841,3 +841,95 @@ async def test_real_sdk_exporter(aiohttp_server: ServerFactory, compression: str
         "properties": {"step": 2},
     }
     assert plain == OtlpFailure(UNMAPPED)
+
+
+# ---- bounded work: log records counted on the wire before the body is parsed
+
+
+def test_protobuf_records_are_counted_without_parsing() -> None:
+    from collector.otlp import count_protobuf_records
+
+    req = request(*[log({"client.address": "::1"})] * 3, resource={"service.name": "s"})
+    req.resource_logs.add().scope_logs.add().log_records.add()  # a second resource, one record
+    body = req.SerializeToString()
+    assert count_protobuf_records(body, 4) == 4
+    with pytest.raises(PayloadTooLarge, match="more than 3 log records"):
+        count_protobuf_records(body, 3)
+    with pytest.raises(PayloadTooLarge, match="log records"):
+        decode_otlp_logs(body, PROTOBUF, max_records=3)
+
+
+def test_every_nested_message_counts_against_the_budget() -> None:
+    """A parsed message costs ~50-100 bytes however short on the wire: empty containers,
+    attributes and nested values all count (64 per allowed record)."""
+    from collector.otlp import MESSAGES_PER_RECORD, count_protobuf_records
+
+    assert MESSAGES_PER_RECORD == 64
+    empty_resources = b"\x0a\x00" * 64  # 64 empty ResourceLogs: no records, but work
+    assert count_protobuf_records(empty_resources, 1) == 0
+    with pytest.raises(PayloadTooLarge, match="more than 64 protobuf messages"):
+        count_protobuf_records(empty_resources + b"\x0a\x00", 1)
+    one = request(log({f"a{i}": "" for i in range(59)}))  # 3 containers + 59 x (KeyValue, AnyValue)
+    with pytest.raises(PayloadTooLarge, match="protobuf messages"):
+        count_protobuf_records(one.SerializeToString(), 1)
+    assert count_protobuf_records(one.SerializeToString(), 2) == 1
+    nested = request(log({"client.address": "::1"}))
+    value: Any = "x"
+    for _ in range(40):
+        value = [value]
+    nested.resource_logs[0].scope_logs[0].log_records[0].body.CopyFrom(any_value(value))
+    with pytest.raises(PayloadTooLarge, match="protobuf messages"):
+        count_protobuf_records(nested.SerializeToString(), 1)
+
+
+def test_the_short_walk_follows_the_schema_down_to_the_log_records() -> None:
+    from collector.otlp import _LOG_RECORD, _OUTER, _SCHEMA
+
+    for kind, fields in _OUTER.items():
+        assert all(_SCHEMA[kind][number] == child for number, child in fields.items()), kind
+    assert _LOG_RECORD in _OUTER and "opentelemetry.proto.common.v1.KeyValue" in _SCHEMA
+
+
+def test_an_attribute_bomb_is_refused_before_parsing() -> None:
+    """10 MiB of empty attributes in one LogRecord would parse into ~300 MB."""
+    from collector.otlp import count_protobuf_records
+
+    log_record = b"\x32\x00" * 5_000_000
+    scope_logs = b"\x12" + _varint(len(log_record)) + log_record
+    resource_logs = b"\x12" + _varint(len(scope_logs)) + scope_logs
+    body = b"\x0a" + _varint(len(resource_logs)) + resource_logs
+    with pytest.raises(PayloadTooLarge, match="more than 640000 protobuf messages"):
+        count_protobuf_records(body, 10_000)
+
+
+def test_a_bomb_of_empty_log_records_stops_at_the_limit() -> None:
+    from collector.otlp import count_protobuf_records
+
+    records = b"\x12\x00" * 2_000_000  # 4 MB: two million empty LogRecords
+    resource_logs = b"\x12" + _varint(len(records)) + records  # one ScopeLogs holding them
+    body = b"\x0a" + _varint(len(resource_logs)) + resource_logs
+    with pytest.raises(PayloadTooLarge, match="more than 10000 log records"):
+        count_protobuf_records(body, 10_000)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes(out) + bytes([n])
+
+
+@pytest.mark.parametrize("body", [b"\x0a\x05\x12\x03", b"\x0f", b"\x0a\x02\x12\x05"])
+def test_broken_wire_format_is_400_from_the_counter(body: bytes) -> None:
+    from collector.otlp import count_protobuf_records
+
+    with pytest.raises(BadRequest):
+        count_protobuf_records(body, 10)
+
+
+def test_json_records_are_counted_before_parse_dict() -> None:
+    body = encode(request(*[log({"client.address": "::1"})] * 3), JSON)
+    assert len(decode_otlp_logs(body, JSON, max_records=3)) == 3
+    with pytest.raises(PayloadTooLarge, match="3 records"):
+        decode_otlp_logs(body, JSON, max_records=2)

@@ -6,11 +6,12 @@ import resource
 from dataclasses import replace
 from typing import Any
 
+import orjson
 import pytest
 
 from collector.appkeys import INFLIGHT, SINK
 from collector.config import ServerConfig
-from tests.conftest import AppFactory, auth, query
+from tests.conftest import API_KEY, AppFactory, auth, query
 
 
 async def expect(resp: Any, status: int, error: str, detail_part: str = "") -> dict[str, Any]:
@@ -170,3 +171,66 @@ async def test_503_when_too_many_requests_are_in_flight(start: AppFactory) -> No
     r = await client.post("/v1/logs", json=[{"ip": "192.0.2.1"}], headers=auth())
     await expect(r, 503, "service unavailable", "in flight")
     assert r.headers["Retry-After"] == "1"
+
+
+async def test_413_chunked_body_counted_on_the_wire(start: AppFactory) -> None:
+    """No Content-Length to check: the wire bytes are counted as they arrive."""
+    client = await start(server=ServerConfig(max_body_bytes=1000))
+
+    async def chunks() -> Any:
+        for _ in range(10):
+            yield b" " * 500
+
+    r = await client.post(
+        "/v1/logs", data=chunks(), headers=auth(**{"Content-Type": "application/json"})
+    )
+    await expect(r, 413, "payload too large", "limit of 1000 bytes")
+
+
+async def test_413_newline_bomb_stops_at_the_records_limit(start: AppFactory) -> None:
+    client = await start()
+    bomb = gzip.compress(b"\n" * (16 * 1024 * 1024))
+    for ctype in ("text/plain", "application/x-ndjson"):
+        r = await client.post(
+            "/v1/logs",
+            data=io.BytesIO(bomb),
+            headers=auth(**{"Content-Type": ctype, "Content-Encoding": "gzip"}),
+        )
+        await expect(r, 413, "payload too large", "more than 10000 records")
+
+
+async def test_408_body_not_received_in_time_frees_the_slot(start: AppFactory) -> None:
+    import asyncio
+
+    client = await start(server=ServerConfig(body_read_timeout_s=1, max_inflight_requests=1))
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    writer.write(
+        b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + API_KEY.encode() + b"\r\nContent-Length: 100\r\n\r\n["
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(4096), 10)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408") and b"application/json" in head
+    assert orjson.loads(body)["error"] == "request timeout"
+    assert client.app[INFLIGHT].count == 0
+    r = await client.post("/v1/logs", json=[{"ip": "192.0.2.1"}], headers=auth())
+    assert r.status == 202
+
+
+async def test_401_for_authorization_bytes_that_are_not_utf8(start: AppFactory) -> None:
+    import asyncio
+
+    client = await start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    writer.write(
+        b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tck_\xff\xfe\xc3\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]"
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401"), head
+    assert orjson.loads(body) == {"error": "unauthorized", "detail": "unknown API key"}
