@@ -55,8 +55,10 @@ async def read_body(request: web.Request, limits: BodyLimits) -> bytes:
         raise RequestTimeout(
             f"body not received within {limits.timeout_s:g} s (server.body_read_timeout_s)"
         ) from None
-    except RequestPayloadError:  # aiohttp's report of a corrupt gzip/zstd/br stream
-        raise BadRequest("body cannot be decompressed with its Content-Encoding") from None
+    except RequestPayloadError:  # a corrupt gzip/zstd/br stream, or broken chunked framing
+        raise BadRequest(
+            "body cannot be read: corrupt Content-Encoding data or malformed framing"
+        ) from None
 
 
 async def _read(request: web.Request, limits: BodyLimits) -> bytes:

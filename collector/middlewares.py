@@ -48,6 +48,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if "Allow" in e.headers:  # 405 must say which methods are allowed
             response.headers["Allow"] = e.headers["Allow"]
         return response
+    except ConnectionResetError:
+        # the client went away mid-request (aiohttp fails the body read): nobody reads this
+        # answer and nothing went wrong here, so nothing is logged
+        return error_response(400, "bad request", "connection lost")
     except OSError as e:
         # a full or read-only disk, too many open files: not the request's fault, and it may
         # succeed later (the scratch folder, a salt or key file, the idempotency log)

@@ -420,6 +420,9 @@ def _refused_response(detail: str) -> bytes:
 _REFUSED = _refused_response("connection limit reached, every connection busy")
 
 
+LINGERING_S = 2.0
+
+
 class CollectorRunner(web.AppRunner):
     """An AppRunner whose server is a `ConnectionServer`."""
 
@@ -432,6 +435,9 @@ class CollectorRunner(web.AppRunner):
             max_line_size=server.max_line_size,
             max_field_size=server.max_field_size,
             max_headers=server.max_headers,
+            # after an early answer (413, 408) aiohttp reads and inflates the rest of the body so
+            # that the client can read the answer: bounded to a short time, not its 10 s default
+            lingering_time=LINGERING_S,
             **kwargs,
         )
         self.config = server
