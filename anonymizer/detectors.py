@@ -18,7 +18,7 @@ import re
 import socket
 import unicodedata
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 from urllib.parse import unquote, unquote_plus
@@ -43,9 +43,9 @@ class Detector:
     name: DetectorName
     what: str  # for the privacy doc
     confirmation: str  # for the privacy doc: what turns a shape into a finding
-    pattern: re.Pattern[str]
-    confirm: Callable[[str], bool]
-    candidate: str  # RE2, a superset of `pattern` + `confirm`
+    pattern: re.Pattern[str] = field(repr=False)
+    confirm: Callable[[str], bool] = field(repr=False)
+    candidate: str = field(repr=False)  # RE2, a superset of `pattern` + `confirm`
 
     @property
     def placeholder(self) -> str:
@@ -263,11 +263,23 @@ def _still_encoded(text: str) -> bool:
 _SIGNAL = re.compile(r"[0-9@]")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Detectors:
-    """The enabled detectors, in order; hashable so the memoized entry points can key on it."""
+    """The enabled detectors, in order. Compared and hashed by their names (and the `id` run
+    length), which is cheap: the memoized entry points key on it for every value."""
 
     detectors: tuple[Detector, ...]
+    key: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        key = tuple(d.name + ":" + d.candidate for d in self.detectors)
+        object.__setattr__(self, "key", key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Detectors) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
 
     @classmethod
     def build(cls, names: frozenset[str] | None = None, digits: int | None = DEFAULT_DIGITS) -> Detectors:

@@ -103,10 +103,11 @@ class Pipeline:
                 item = known
             try:
                 record = kind.validate(item, window)
+                # a row builder rejects too: personal data the policy (pii) refuses
+                row, reason = kind.build_row(policy, ctx, record, enricher)
             except RecordInvalid as e:
                 out.reject(kind.name, index, e)
                 continue
-            row, reason = kind.build_row(policy, ctx, record, enricher)
             if reason:
                 out.consent[(kind.name, reason)] += 1
             out.accepted[kind.name] += 1
