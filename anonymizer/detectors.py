@@ -151,9 +151,7 @@ DETECTORS: tuple[Detector, ...] = (
         "email",
         "email addresses, also with several `@` or percent-encoded (`%40`, `%2540`)",
         "a local part, `@`, a domain with a dot and a top-level domain of letters",
-        re.compile(
-            rf"(?:{_EMAIL_CHARS}+@)+(?:[A-Za-z0-9-]+\.)+[A-Za-z]{{2,}}(?![A-Za-z0-9-])", _A
-        ),
+        re.compile(rf"(?:{_EMAIL_CHARS}+@)+(?:[A-Za-z0-9-]+\.)+[A-Za-z]{{2,}}(?![A-Za-z0-9-])", _A),
         _always,
         r"@[A-Za-z0-9-]+\.",
     ),
@@ -173,7 +171,9 @@ DETECTORS: tuple[Detector, ...] = (
         "iban",
         "IBANs, with or without spaces",
         "ISO 13616 mod-97 check",
-        re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?", _A),
+        re.compile(
+            r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?", _A
+        ),
         iban_ok,
         r"[A-Z]{2}[0-9]{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}",
     ),
@@ -282,7 +282,9 @@ class Detectors:
         return hash(self.key)
 
     @classmethod
-    def build(cls, names: frozenset[str] | None = None, digits: int | None = DEFAULT_DIGITS) -> Detectors:
+    def build(
+        cls, names: frozenset[str] | None = None, digits: int | None = DEFAULT_DIGITS
+    ) -> Detectors:
         """`names`: the classes to run (None: all); `digits`: the `id` run length (None: off)."""
         chosen = [d for d in DETECTORS if names is None or d.name in names]
         if digits is not None and (names is None or "id" in names):
@@ -295,20 +297,26 @@ class Detectors:
 
     def find(self, text: str, plus_is_space: bool = False) -> str:
         """The name of the first class found in `text` (after normalization), or ""."""
-        return _find(self, text, plus_is_space)
+        names = _scan(self, text, plus_is_space)[1]
+        return names[0] if names else ""
+
+    def classes(self, text: str, plus_is_space: bool = False) -> tuple[str, ...]:
+        """Every class found in `text`, in detection order."""
+        return _scan(self, text, plus_is_space)[1]
 
     def redact(self, text: str, plus_is_space: bool = False) -> tuple[str, str]:
         """(text with every finding replaced in place by its placeholder, first class found).
         Nothing found: the text itself, unchanged (not even decoded), and ""."""
-        return _redact(self, text, plus_is_space)
+        out, names = _scan(self, text, plus_is_space)
+        return out, names[0] if names else ""
 
-    def _redact(self, text: str, plus_is_space: bool) -> tuple[str, str]:
+    def _scan(self, text: str, plus_is_space: bool) -> tuple[str, tuple[str, ...]]:
         plain = normalize(text, plus_is_space)
         if _still_encoded(plain):  # encoded more often than any reader decodes: obfuscation
-            return PLACEHOLDERS["token"], "token"
+            return PLACEHOLDERS["token"], ("token",)
         if len(plain) < 16 and not _SIGNAL.search(plain):
-            return text, ""
-        first = ""
+            return text, ()
+        names: list[str] = []
         out = plain
         for d in self.detectors:
             pieces: list[str] = []
@@ -317,18 +325,14 @@ class Detectors:
                 pieces += [out[pos : m.start()], d.placeholder]
                 pos = m.end()
             if pieces:
-                first = first or d.name
+                names.append(d.name)
                 out = "".join(pieces) + out[pos:]
-        return (out, first) if first else (text, "")
+        return (out, tuple(names)) if names else (text, ())
 
 
 @lru_cache(maxsize=131_072)
-def _redact(dets: Detectors, text: str, plus_is_space: bool) -> tuple[str, str]:
-    return dets._redact(text, plus_is_space)
-
-
-def _find(dets: Detectors, text: str, plus_is_space: bool) -> str:
-    return _redact(dets, text, plus_is_space)[1]
+def _scan(dets: Detectors, text: str, plus_is_space: bool) -> tuple[str, tuple[str, ...]]:
+    return dets._scan(text, plus_is_space)
 
 
 ALL = Detectors.build()

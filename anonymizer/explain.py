@@ -568,13 +568,21 @@ def _effect(key: str, old: Policy, new: Policy) -> str:
     if key == "retention.plans":
         return _plans(old.retention.plans, new.retention.plans)
     if key in ("pii.action", "pii.fields"):
-        return "personal data found in a kept field is now " + (
-            "rejected (per record)" if new.pii.action == "reject" else "replaced by placeholders"
-        ) + (f"; per field: {dict(new.pii.fields)}" if new.pii.fields else "")
+        return (
+            "personal data found in a kept field is now "
+            + (
+                "rejected (per record)"
+                if new.pii.action == "reject"
+                else "replaced by placeholders"
+            )
+            + (f"; per field: {dict(new.pii.fields)}" if new.pii.fields else "")
+        )
     if key == "pii.digits":
         d = new.pii.digits
-        return f"runs of {d} or more digits are now replaced by {{id}}" if d else (
-            "runs of digits are no longer replaced by {id} in free text"
+        return (
+            f"runs of {d} or more digits are now replaced by {{id}}"
+            if d
+            else ("runs of digits are no longer replaced by {id} in free text")
         )
     return "no rule describes this setting yet"
 

@@ -234,8 +234,16 @@ def _pii(r: _Reader) -> PiiPolicy:
 _SECTIONS: Mapping[str, frozenset[str]] = {
     "": frozenset(
         {
-            "version", "ip", "geo", "identifiers", "url", "retention", "mail", "consent",
-            "records", "pii",
+            "version",
+            "ip",
+            "geo",
+            "identifiers",
+            "url",
+            "retention",
+            "mail",
+            "consent",
+            "records",
+            "pii",
         }
     ),  # fmt: skip
     "ip": frozenset({"ipv4_prefix", "ipv6_prefix"}),

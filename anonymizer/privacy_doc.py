@@ -718,9 +718,7 @@ def _detectors_section(policy: Policy) -> list[str]:
         "|---|---|---|---|",
     ]
     for d in pii.detectors.detectors:
-        lines.append(
-            _md_row(d.name, f"`{d.placeholder}`", d.what, d.confirmation)
-        )
+        lines.append(_md_row(d.name, f"`{d.placeholder}`", d.what, d.confirmation))
     return [*lines, ""]
 
 
