@@ -76,7 +76,9 @@ def luhn(digits: str) -> bool:
 
 def iban_ok(text: str) -> bool:
     """ISO 13616 mod-97 check (spaces ignored)."""
-    s = text.replace(" ", "").upper()
+    s = text.replace(" ", "").replace("+", "").upper()
+    if not s.isascii() or not s.isalnum():
+        return False
     if not 15 <= len(s) <= 34:
         return False
     moved = s[4:] + s[:4]
@@ -93,11 +95,19 @@ def _is_network(packed: bytes, prefix: str, max_bits: int) -> bool:
 
 
 def _ipv4_ok(text: str) -> bool:
+    """Dotted as `inet_aton` reads it (octal `0300`, hex `0x7f` octets too), or dashed decimal."""
     addr, _, prefix = text.partition("/")
-    parts = addr.replace("-", ".").split(".")
-    if len(parts) != 4 or any(int(p) > 255 for p in parts):
-        return False
-    return not (prefix and _is_network(bytes(int(p) for p in parts), prefix, 24))
+    if "-" in addr:
+        parts = addr.split("-")
+        if any(int(p) > 255 for p in parts):
+            return False
+        packed = bytes(int(p) for p in parts)
+    else:
+        try:
+            packed = socket.inet_aton(addr)
+        except OSError:
+            return False
+    return not (prefix and _is_network(packed, prefix, 24))
 
 
 def _ipv6_ok(text: str) -> bool:
@@ -121,7 +131,7 @@ def _phone_ok(text: str) -> bool:
 def _token_ok(text: str) -> bool:
     """A long run with digits and letters: a hex digest, or a mixed-case secret. A lower-case
     slug with a year (`logstash-monitorama-2013`) is an ordinary page name."""
-    if text.startswith("eyJ") or text[:7].lower() == "bearer ":
+    if text.startswith("eyJ") or text[:6].lower() == "bearer" or text.endswith("@"):
         return True
     has_digit = any(c.isdigit() for c in text)
     if not has_digit:
@@ -132,26 +142,30 @@ def _token_ok(text: str) -> bool:
     return len(text) >= 20 and any(c.islower() for c in text) and any(c.isupper() for c in text)
 
 
-_EMAIL_CHARS = r"[^\s@/\\<>()\[\]{}\",;:'`]"
+_EMAIL_CHARS = r"[^\s@/\\<>()\[\]{}\",;:]"
 DETECTORS: tuple[Detector, ...] = (
     Detector(
         "token",
-        "JWTs, bearer tokens, hex digests of 16+ digits, mixed-case secrets of 20+ characters",
-        "a JWT starts `eyJ`; a hex run has letters and digits; a secret has lower, upper and digits",
+        "JWTs, bearer tokens, hex digests of 16+ digits, mixed-case secrets of 20+ characters, "
+        "URL credentials (`user:password@`)",
+        "a JWT starts `eyJ`; a hex run has letters and digits; a secret has lower and upper "
+        "case and digits",
         re.compile(
             r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.?[A-Za-z0-9_-]*"
-            r"|\b[Bb][Ee][Aa][Rr][Ee][Rr] +[A-Za-z0-9._~+/=-]{8,}"
+            r"|\b[Bb][Ee][Aa][Rr][Ee][Rr][ +]+[A-Za-z0-9._~+/=-]{8,}"
+            r"|(?<![^\s/\"'<(=])[^\s/:@<>\"']+:[^\s/@<>\"']+@(?=[A-Za-z0-9\[{])"
             r"|(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{16,}(?![A-Za-z0-9_-])",
             _A,
         ),
         _token_ok,
-        r"eyJ[A-Za-z0-9_-]{4,}\.|(?i:bearer) +[A-Za-z0-9._~+/=-]{8,}|[A-Za-z0-9_-]{16,}",
+        r"eyJ[A-Za-z0-9_-]{4,}\.|(?i:bearer)[ +]+[A-Za-z0-9._~+/=-]{8,}|[A-Za-z0-9_-]{16,}"
+        r"|:[^\s/@<>\"']+@",
     ),
     Detector(
         "email",
         "email addresses, also with several `@` or percent-encoded (`%40`, `%2540`)",
         "a local part, `@`, a domain with a dot and a top-level domain of letters",
-        re.compile(rf"(?:{_EMAIL_CHARS}+@)+(?:[A-Za-z0-9-]+\.)+[A-Za-z]{{2,}}(?![A-Za-z0-9-])", _A),
+        re.compile(rf"(?:{_EMAIL_CHARS}+@)+(?:[A-Za-z0-9-]+\.)+[A-Za-z]{{2,}}(?![A-Za-z0-9])", _A),
         _always,
         r"@[A-Za-z0-9-]+\.",
     ),
@@ -172,18 +186,19 @@ DETECTORS: tuple[Detector, ...] = (
         "IBANs, with or without spaces",
         "ISO 13616 mod-97 check",
         re.compile(
-            r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?", _A
+            r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?:[ +]?[A-Z0-9]{4}){2,7}(?:[ +]?[A-Z0-9]{1,3})?",
+            _A | re.IGNORECASE,
         ),
         iban_ok,
-        r"[A-Z]{2}[0-9]{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}",
+        r"[A-Za-z]{2}[0-9]{2}[ +]?[A-Za-z0-9]{4}[ +]?[A-Za-z0-9]{4}",
     ),
     Detector(
         "card",
         "payment card numbers: 13 to 19 digits, with or without spaces or dashes",
         "Luhn check",
-        re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])", _A),
+        re.compile(r"(?<![0-9])[0-9](?:[ +.-]?[0-9]){12,18}(?![0-9])", _A),
         luhn,
-        r"[0-9](?:[ -]?[0-9]){12,18}",
+        r"[0-9](?:[ +.-]?[0-9]){12,18}",
     ),
     Detector(
         "ip",
@@ -191,7 +206,8 @@ DETECTORS: tuple[Detector, ...] = (
         "host labels) and IPv6 addresses",
         "each IPv4 octet <= 255; IPv6 parsed by inet_pton (so `12:30:45` is not one), not `::1`",
         re.compile(
-            r"(?<![0-9.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?:/[0-9]{1,2}(?![0-9]))?(?!\.?[0-9])"
+            r"(?<![0-9.])(?:(?:0[xX][0-9A-Fa-f]{1,2}|[0-9]{1,4})\.){3}"
+            r"(?:0[xX][0-9A-Fa-f]{1,2}|[0-9]{1,4})(?:/[0-9]{1,2}(?![0-9]))?(?![0-9A-Za-z]|\.[0-9])"
             r"|(?<![0-9])[0-9]{1,3}-[0-9]{1,3}-[0-9]{1,3}-[0-9]{1,3}(?!-?[0-9])"
             r"|(?<![0-9A-Fa-f:.])(?:[0-9A-Fa-f]{0,4}:){2,7}"
             r"(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9A-Fa-f]{0,4})(?:/[0-9]{1,3}(?![0-9]))?"
@@ -199,7 +215,8 @@ DETECTORS: tuple[Detector, ...] = (
             _A,
         ),
         lambda s: _ipv6_ok(s) if ":" in s else _ipv4_ok(s),
-        r"[0-9]{1,3}[.-][0-9]{1,3}[.-][0-9]{1,3}[.-][0-9]{1,3}"
+        r"[0-9]{1,3}-[0-9]{1,3}-[0-9]{1,3}-[0-9]{1,3}"
+        r"|(?:(?:0[xX][0-9A-Fa-f]{1,2}|[0-9]{1,4})\.){3}(?:0[xX][0-9A-Fa-f]{1,2}|[0-9]{1,4})"
         r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f.:]*",
     ),
     Detector(
@@ -208,14 +225,14 @@ DETECTORS: tuple[Detector, ...] = (
         "national (`(555) 123-4567`, `555-123-4567`, `030 1234567`)",
         "7 to 15 digits",
         re.compile(
-            r"(?<![0-9A-Za-z+])(?:\+|00)[1-9](?:[ .()/-]{0,2}[0-9]){6,14}(?![0-9])"
-            r"|\([0-9]{2,5}\) ?[0-9]{3,4}[ .-]?[0-9]{3,5}(?![0-9])"
-            r"|(?<![0-9.:-])[0-9]{3}[ .-][0-9]{3}[ .-][0-9]{4}(?![0-9]|[.:-][0-9])"
-            r"|(?<![0-9.:-])0[1-9][0-9]{1,3}[ /.-][0-9]{4,8}(?![0-9]|[.:-][0-9])",
+            r"(?<![0-9A-Za-z+])(?:\+|00)[1-9](?:[ .()/+-]{0,2}[0-9]){6,14}(?![0-9])"
+            r"|\([0-9]{2,5}\)[ +]?[0-9]{3,4}[ .+-]?[0-9]{3,5}(?![0-9])"
+            r"|(?<![0-9])(?<![0-9][.:-])[0-9]{3}[ .+-][0-9]{3}[ .+-][0-9]{4}(?![0-9]|[.:-][0-9])"
+            r"|(?<![0-9])(?<![0-9][.:-])0[1-9][0-9]{1,3}[ /.+-][0-9]{4,8}(?![0-9]|[.:-][0-9])",
             _A,
         ),
         _phone_ok,
-        r"[0-9](?:[ ./()-]{0,2}[0-9]){6}",
+        r"[0-9](?:[ ./()+-]{0,2}[0-9]){6}",
     ),
     # `id` (a long digit run) is built per policy: see `Detectors.digits`.
 )
@@ -244,13 +261,15 @@ def normalize(text: str, plus_is_space: bool = False) -> str:
     """The text a reader would see: NFKC, then percent-decoded until stable (bounded)."""
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
-    decode = unquote_plus if plus_is_space else unquote
     if "%" in text or (plus_is_space and "+" in text):
+        # `+` is a space only in the form-encoded layer: a `%2B` decoded later is a real `+`
+        decode = unquote_plus if plus_is_space else unquote
         for _ in range(MAX_DECODE_ROUNDS):
             decoded = decode(text)
             if decoded == text:
                 break
             text = decoded
+            decode = unquote
         if not text.isascii():
             text = unicodedata.normalize("NFKC", text)
     return text

@@ -245,7 +245,7 @@ _SECTIONS: Mapping[str, frozenset[str]] = {
             "records",
             "pii",
         }
-    ),  # fmt: skip
+    ),
     "ip": frozenset({"ipv4_prefix", "ipv6_prefix"}),
     "geo": frozenset({"granularity"}),
     "identifiers": frozenset({"fields", "rotation", "visitor_id"}),

@@ -15,8 +15,8 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from anonymizer.errors import AnonymizerError
 from anonymizer.detectors import MAX_DECODE_ROUNDS
+from anonymizer.errors import AnonymizerError
 from anonymizer.policy import Policy
 from anonymizer.rules import (
     KINDS,

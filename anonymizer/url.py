@@ -148,14 +148,14 @@ def scrub_host(host: str) -> str:
     if host.startswith("["):
         return "{ip}"
     host = host.split(":", 1)[0] if host.count(":") == 1 else host
-    host = host.lower().rstrip(".")
+    host = host.rstrip(".")
     if ":" in host:
         return "{ip}"
     plain = normalize(host)
     if plain and _inet_aton(plain):
         return "{ip}"
-    redacted, found = HOST_DETECTORS.redact(plain)
-    return redacted if found else host
+    redacted, found = HOST_DETECTORS.redact(plain)  # before lower(): a token is mixed-case
+    return (redacted if found else host).lower()
 
 
 HOST_DETECTORS = Detectors.build()
