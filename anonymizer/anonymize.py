@@ -15,7 +15,7 @@ from anonymizer.errors import RecordInvalid
 from anonymizer.geo import generalize_geo
 from anonymizer.ip import truncate_ip
 from anonymizer.policy import PiiPolicy, Policy
-from anonymizer.properties import redact_properties
+from anonymizer.properties import property_texts
 from anonymizer.pseudonym import DAY_MS, daily_visitor_id, pseudonymize
 from anonymizer.types import (
     AccessRecord,
@@ -157,7 +157,7 @@ def anonymize_event(
         "url_path": path,
         "url_route": route_template(path),
         "url_query": query,
-        "properties": redact_properties(record.properties),
+        "properties": property_texts(record.properties),
         "identifiers_stripped": not keep_ids,
         "consent_reason": reason,
         **_stamp(policy, ctx),
@@ -204,7 +204,7 @@ _NETWORK = {
 NAMED_COLUMNS: Mapping[str, Mapping[str, str]] = MappingProxyType(
     {
         "access_log": MappingProxyType({
-            **_STAMPS, **_NETWORK, "method": "http method", "host": "host", "path": "path",
+            **_STAMPS, **_NETWORK, "host": "host", "path": "path",
             "route": "route", "query": "query", "referrer_host": "host",
             "user_pseudonym": "pseudonym", "session_pseudonym": "pseudonym",
         }),

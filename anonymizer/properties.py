@@ -12,13 +12,23 @@ from anonymizer.detectors import ALL
 PropertyValue = str | int | float | bool
 
 
-def redact_value(value: PropertyValue) -> str:
-    """The stored form of one value: its text, with what the detectors find replaced by
-    placeholders (the row builder runs the policy's detectors over the whole map too)."""
+def property_text(value: PropertyValue) -> str:
+    """A value as the text the map column stores (before the detectors)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = repr(value) if isinstance(value, float) else str(value)
-    return ALL.redact(text)[0]
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def property_texts(props: tuple[tuple[str, PropertyValue], ...]) -> dict[str, str]:
+    """The map as text; the row builder then runs the policy's detectors over keys and values
+    (`anonymize.detect_free_text`), so `pii.action` decides: replace or reject."""
+    return {key: property_text(value) for key, value in props}
+
+
+def redact_value(value: PropertyValue) -> str:
+    """The stored form of one value under the default detectors: its text, with what they find
+    replaced in place by placeholders."""
+    return ALL.redact(property_text(value))[0]
 
 
 def redact_properties(props: tuple[tuple[str, PropertyValue], ...]) -> dict[str, str]:

@@ -272,8 +272,10 @@ RULES: tuple[FieldRule, ...] = (
     # access_log: POST /v1/logs -> access_log
     _time("access_log"),
     *_ip("access_log"),
-    _kept(
-        "access_log", "method", "upper-cased",
+    FieldRule(
+        "access_log", "method", ("method",), "kept", PII_KEYS,
+        "upper-cased (letters and `-` only, checked on input); goes through the detectors like "
+        "free text",
         "An HTTP method is one of a handful of protocol words.",
     ),
     FieldRule(
