@@ -37,7 +37,11 @@ from tests import hostile
         ("555.123.4567", "{phone}", "phone"),
         ("030 1234567", "{phone}", "phone"),
         ("0171/1234567", "{phone}", "phone"),
-        ("＋１ ５５５ １２３ ４５６７", "{phone}", "phone"),  # full-width: NFKC
+        (
+            "\uff0b\uff11 \uff15\uff15\uff15 \uff11\uff12\uff13 \uff14\uff15\uff16\uff17",
+            "{phone}",
+            "phone",
+        ),  # full-width: NFKC
         ("4111 1111 1111 1111", "{card}", "card"),
         ("4111-1111-1111-1111", "{card}", "card"),
         ("pay 378282246310005 now", "pay {card} now", "card"),
