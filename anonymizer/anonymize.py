@@ -252,17 +252,15 @@ def detect_free_text(policy: Policy, table: str, row: dict[str, Any]) -> dict[st
     pii = policy.pii
     redact = pii.detectors.redact
     for column, value in row.items():
-        if column in named:
-            continue
         if isinstance(value, str):
-            if value:
+            if value and column not in named:
                 stored, found = redact(value)
                 if found:
                     field = FREE_TEXT_SOURCES.get(table, {}).get(column, column)
                     if pii.action_for(field) == "reject":
                         raise _refuse(field, found)
                     row[column] = stored
-        elif isinstance(value, dict):
+        elif isinstance(value, dict) and column not in named:
             row[column] = _detect_map(pii, column, value)
     return row
 
