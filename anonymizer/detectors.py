@@ -139,17 +139,28 @@ def _token_ok(text: str) -> bool:
     body = text.replace("-", "").replace("_", "")
     if len(body) >= 16 and all(c in "0123456789abcdefABCDEF" for c in body):
         return any(c.isalpha() for c in body)
-    return len(text) >= 20 and any(c.islower() for c in text) and any(c.isupper() for c in text)
+    # a secret is one long chunk; `Kyocera-KPC650-EVDO-in-FreeBSD` is words joined by dashes
+    return any(
+        len(chunk) >= 16
+        and sum(c.islower() for c in chunk) >= 2
+        and sum(c.isupper() for c in chunk) >= 2
+        and sum(c.isdigit() for c in chunk) >= 2  # `TelemetrySpider2` is a name
+        and _DIGIT_LETTER.search(chunk) is not None  # `HuaweiVodafone858`: digits only at the end
+        for chunk in re.split(r"[-_]", text)
+    )
+
+
+_DIGIT_LETTER = re.compile(r"[0-9][A-Za-z]")
 
 
 _EMAIL_CHARS = r"[^\s@/\\<>()\[\]{}\",;:]"
 DETECTORS: tuple[Detector, ...] = (
     Detector(
         "token",
-        "JWTs, bearer tokens, hex digests of 16+ digits, mixed-case secrets of 20+ characters, "
+        "JWTs, bearer tokens, hex digests of 16+ digits, mixed-case secrets of 16+ characters, "
         "URL credentials (`user:password@`)",
         "a JWT starts `eyJ`; a hex run has letters and digits; a secret has lower and upper "
-        "case and digits",
+        "case and digits in one chunk (not words joined by `-`/`_`)",
         re.compile(
             r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.?[A-Za-z0-9_-]*"
             r"|\b[Bb][Ee][Aa][Rr][Ee][Rr][ +]+[A-Za-z0-9._~+/=-]{8,}"
@@ -196,9 +207,9 @@ DETECTORS: tuple[Detector, ...] = (
         "card",
         "payment card numbers: 13 to 19 digits, with or without spaces or dashes",
         "Luhn check",
-        re.compile(r"(?<![0-9])[0-9](?:[ +.-]?[0-9]){12,18}(?![0-9])", _A),
+        re.compile(r"(?<![0-9])[0-9](?:[ +-]?[0-9]){12,18}(?![0-9])", _A),
         luhn,
-        r"[0-9](?:[ +.-]?[0-9]){12,18}",
+        r"[0-9](?:[ +-]?[0-9]){12,18}",
     ),
     Detector(
         "ip",
@@ -208,7 +219,9 @@ DETECTORS: tuple[Detector, ...] = (
         re.compile(
             r"(?<![0-9.])(?:(?:0[xX][0-9A-Fa-f]{1,2}|[0-9]{1,4})\.){3}"
             r"(?:0[xX][0-9A-Fa-f]{1,2}|[0-9]{1,4})(?:/[0-9]{1,2}(?![0-9]))?(?![0-9A-Za-z]|\.[0-9])"
-            r"|(?<![0-9])[0-9]{1,3}-[0-9]{1,3}-[0-9]{1,3}-[0-9]{1,3}(?!-?[0-9])"
+            # dashed (`ip-10-1-2-3`, `ec2-54-1-2-3.compute...`): as a host label or a word
+            r"|(?:(?<=[A-Za-z0-9]-)|(?<![^\s/]))[0-9]{1,3}-[0-9]{1,3}-[0-9]{1,3}-[0-9]{1,3}"
+            r"(?![0-9A-Za-z]|-[0-9]|\.[0-9])"
             r"|(?<![0-9A-Fa-f:.])(?:[0-9A-Fa-f]{0,4}:){2,7}"
             r"(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9A-Fa-f]{0,4})(?:/[0-9]{1,3}(?![0-9]))?"
             r"(?![0-9A-Fa-f:])",
@@ -228,7 +241,7 @@ DETECTORS: tuple[Detector, ...] = (
             r"(?<![0-9A-Za-z+])(?:\+|00)[1-9](?:[ .()/+-]{0,2}[0-9]){6,14}(?![0-9])"
             r"|\([0-9]{2,5}\)[ +]?[0-9]{3,4}[ .+-]?[0-9]{3,5}(?![0-9])"
             r"|(?<![0-9])(?<![0-9][.:-])[0-9]{3}[ .+-][0-9]{3}[ .+-][0-9]{4}(?![0-9]|[.:-][0-9])"
-            r"|(?<![0-9])(?<![0-9][.:-])0[1-9][0-9]{1,3}[ /.+-][0-9]{4,8}(?![0-9]|[.:-][0-9])",
+            r"|(?<![0-9])(?<![0-9][.:-])0[1-9][0-9]{1,3}[ /.+-][0-9]{5,8}(?![0-9]|[.:-][0-9])",
             _A,
         ),
         _phone_ok,

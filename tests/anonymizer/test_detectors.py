@@ -147,3 +147,16 @@ def test_embedded_personal_data_is_removed(before: str, h: hostile.Hostile, afte
 def test_any_text_never_raises_and_redaction_is_stable(text: str) -> None:
     stored, _ = ALL.redact(text)
     assert ALL.find(stored) == ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Kyocera-KPC650-EVDO-in-FreeBSD", "TF2-Pyro-Burn-Everything", "TelemetrySpider2",
+        "HuaweiVodafone858", "Aquila 070-0508", "QP6_S30.52-23-13-4",
+        "ui-bg_highlight-soft_25_327E04_1x100", "HTC 7 Mozart-2250.09.12505.111-0004",
+    ],
+)  # fmt: skip
+def test_device_and_page_names_from_real_traffic_survive(text: str) -> None:
+    """Seen in the access-log and user-agent corpora: names, not personal data."""
+    assert ALL.redact(text) == (text, "")
