@@ -6,13 +6,16 @@ through a rule below, so a field the policy does not name is never passed throug
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from anonymizer.consent import consent_decision
+from anonymizer.errors import RecordInvalid
 from anonymizer.geo import generalize_geo
 from anonymizer.ip import truncate_ip
-from anonymizer.policy import Policy
-from anonymizer.properties import redact_properties
+from anonymizer.policy import PiiPolicy, Policy
+from anonymizer.properties import property_texts
 from anonymizer.pseudonym import DAY_MS, daily_visitor_id, pseudonymize
 from anonymizer.types import (
     AccessRecord,
@@ -30,9 +33,10 @@ def anonymize_access(
     policy: Policy, ctx: TenantContext, record: AccessRecord, enrichment: Enrichment
 ) -> dict[str, Any]:
     """The `access_log` row for one record; the full IP and raw identifiers stop here."""
-    path, query = policy.url.scrub(record.path)
+    path, query, found = policy.url.scrub_found(record.path)
+    _check_url(policy, "path", found)
     ua = enrichment.user_agent
-    return {
+    row = {
         "tenant_id": ctx.tenant_id,
         "time": record.time_ms / 1000,
         "service": record.service,
@@ -62,6 +66,7 @@ def anonymize_access(
         "visitor_id": _visitor_id(policy, ctx, record.time_ms, record.ip, record.user_agent),
         **_stamp(policy, ctx),
     }
+    return detect_free_text(policy, "access_log", row)
 
 
 def _visitor_id(
@@ -104,7 +109,7 @@ def anonymize_device(
 ) -> dict[str, Any]:
     """The `device_info` row: the device id becomes a pseudonym, the address a network."""
     ua = enrichment.user_agent
-    return {
+    row = {
         "tenant_id": ctx.tenant_id,
         "time": record.time_ms / 1000,
         "device_pseudonym": _pseudonym(policy, ctx, "device_id", record.device_id),
@@ -123,6 +128,7 @@ def anonymize_device(
         "is_bot": ua.is_bot,
         **_stamp(policy, ctx),
     }
+    return detect_free_text(policy, "device_info", row)
 
 
 def anonymize_event(
@@ -135,8 +141,9 @@ def anonymize_event(
         return None, reason
     keep_ids = decision == "keep"
     host, target = split_url(record.url)
-    path, query = policy.url.scrub(target)
-    return {
+    path, query, found = policy.url.scrub_found(target)
+    _check_url(policy, "url", found)
+    row = {
         "tenant_id": ctx.tenant_id,
         "time": record.time_ms / 1000,
         "event": record.event,
@@ -150,11 +157,12 @@ def anonymize_event(
         "url_path": path,
         "url_route": route_template(path),
         "url_query": query,
-        "properties": redact_properties(record.properties),
+        "properties": property_texts(record.properties),
         "identifiers_stripped": not keep_ids,
         "consent_reason": reason,
         **_stamp(policy, ctx),
-    }, reason
+    }
+    return detect_free_text(policy, "usage_events", row), reason
 
 
 def anonymize_mail_scan(
@@ -165,7 +173,7 @@ def anonymize_mail_scan(
     delivery point, which name a household)."""
     imb = record.imb
     zip_len = {"none": 0, "zip3": 3, "zip5": 5}[policy.mail.routing_zip]
-    return {
+    row = {
         "tenant_id": ctx.tenant_id,
         "time": record.time_ms / 1000,
         "event": record.event,
@@ -180,3 +188,94 @@ def anonymize_mail_scan(
         "delivery_status": record.delivery_status,
         **_stamp(policy, ctx),
     }
+    return detect_free_text(policy, "mail_scans", row)
+
+
+# --- personal data in free text ---------------------------------------------------------------
+
+_STAMPS = {"tenant_id": "tenant", "key_epoch": "key epoch"}
+_NETWORK = {
+    "ip_prefix": "prefix", "geo_country": "geo", "geo_region": "geo", "geo_city": "geo",
+    "visitor_id": "visitor id",
+}  # fmt: skip
+# The text columns each table gets from a named operator (what they are made by). Every OTHER
+# text value of a row (and every key and value of a map) is free text and goes through the
+# detectors: a column added later is covered without anyone having to remember it.
+NAMED_COLUMNS: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {
+        "access_log": MappingProxyType({
+            **_STAMPS, **_NETWORK, "host": "host", "path": "path",
+            "route": "route", "query": "query", "referrer_host": "host",
+            "user_pseudonym": "pseudonym", "session_pseudonym": "pseudonym",
+        }),
+        "device_info": MappingProxyType({
+            **_STAMPS, **_NETWORK, "device_pseudonym": "pseudonym", "user_pseudonym": "pseudonym",
+        }),
+        "usage_events": MappingProxyType({
+            **_STAMPS, "user_pseudonym": "pseudonym", "session_pseudonym": "pseudonym",
+            "url_host": "host", "url_path": "path", "url_route": "route", "url_query": "query",
+            "consent_reason": "consent outcome",
+        }),
+        "mail_scans": MappingProxyType({
+            **_STAMPS, "barcode_id": "imb", "service_type": "imb", "mailer_id": "imb",
+            "serial_pseudonym": "pseudonym", "routing_zip": "zip", "facility_zip": "zip",
+        }),
+    }
+)  # fmt: skip
+_UA = ("browser_family", "browser_major", "os_family", "device_family", "device_brand")
+# Free-text columns made from another input field: the field `pii.fields` and errors name.
+FREE_TEXT_SOURCES: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {
+        "access_log": MappingProxyType(
+            {**dict.fromkeys(_UA, "user_agent"), "os_version": "user_agent",
+             "device_model": "user_agent"}
+        ),
+        "device_info": MappingProxyType(dict.fromkeys(_UA, "user_agent")),
+    }
+)  # fmt: skip
+
+
+def _refuse(field: str, found: str) -> RecordInvalid:
+    # the class found, never the value
+    return RecordInvalid(field, f"holds personal data ({found}); the policy (pii) rejects it")
+
+
+def _check_url(policy: Policy, field: str, found: str) -> None:
+    if found and policy.pii.action_for(field) == "reject":
+        raise _refuse(field, found)
+
+
+def detect_free_text(policy: Policy, table: str, row: dict[str, Any]) -> dict[str, Any]:
+    """Replace what the detectors find in every free-text value of `row` by its placeholder, in
+    place (`call {phone} now`), or raise `RecordInvalid` where the policy rejects instead."""
+    named = NAMED_COLUMNS[table]
+    pii = policy.pii
+    redact = pii.detectors.redact
+    for column, value in row.items():
+        if isinstance(value, str):
+            if value and column not in named:
+                stored, found = redact(value)
+                if found:
+                    field = FREE_TEXT_SOURCES.get(table, {}).get(column, column)
+                    if pii.action_for(field) == "reject":
+                        raise _refuse(field, found)
+                    row[column] = stored
+        elif isinstance(value, dict) and column not in named:
+            row[column] = _detect_map(pii, column, value)
+    return row
+
+
+def _detect_map(pii: PiiPolicy, column: str, value: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    reject = pii.action_for(column) == "reject"
+    for key, item in value.items():
+        clean_key, found = pii.detectors.redact(key)
+        if found and reject:
+            raise _refuse(column, found)
+        if isinstance(item, str):
+            stored, hit = pii.detectors.redact(item)
+            if hit and reject:
+                raise _refuse(f"{column}.{key}" if not found else column, hit)
+            item = stored
+        out[clean_key] = item
+    return out

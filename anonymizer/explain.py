@@ -257,12 +257,24 @@ class _Explainer:
                 return "dropped", key, f"identifiers stripped: {self.reason}"
             return "pseudonymized", "identifiers.fields", ""
         resolver = self.resolvers.get(rule.label)
+        if resolver is None and a.operator == "redacted" and len(rule.columns) == 1:
+            resolver = self._free_text(rule.columns[0])
         if resolver is None:
             return a.operator, a.rule, ""
         operator, detail = resolver(self.row)
         if rule.label == "ip":  # only the prefix of this address's version applies
             return operator, f"ip.ipv{self.row['ip_version']}_prefix", detail
         return operator, a.rule, detail
+
+    def _free_text(self, column: str) -> Callable[[Row], tuple[Operator, str]]:
+        """A free-text field: kept as sent unless a detector replaced something in it."""
+
+        def resolve(row: Row) -> tuple[Operator, str]:
+            if row[column] == self.raw.get(column):
+                return "kept", ""
+            return "redacted", "personal data replaced by its placeholder"
+
+        return resolve
 
     def _ip_prefix(self, row: Row) -> tuple[Operator, str]:
         bits = int(row["ip_prefix"].rpartition("/")[2])  # the policy caps it below a full address
@@ -555,6 +567,23 @@ def _effect(key: str, old: Policy, new: Policy) -> str:
         return f"rows of tenants without a plan are kept {b} days instead of {a}"
     if key == "retention.plans":
         return _plans(old.retention.plans, new.retention.plans)
+    if key in ("pii.action", "pii.fields"):
+        return (
+            "personal data found in a kept field is now "
+            + (
+                "rejected (per record)"
+                if new.pii.action == "reject"
+                else "replaced by placeholders"
+            )
+            + (f"; per field: {dict(new.pii.fields)}" if new.pii.fields else "")
+        )
+    if key == "pii.digits":
+        d = new.pii.digits
+        return (
+            f"runs of {d} or more digits are now replaced by {{id}}"
+            if d
+            else ("runs of digits are no longer replaced by {id} in free text")
+        )
     return "no rule describes this setting yet"
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
+from anonymizer.detectors import ALL, DEFAULT_DIGITS, Detectors
 from anonymizer.errors import PolicyError
 from anonymizer.geo import GRANULARITIES, Granularity
 from anonymizer.url import UrlScrubber
@@ -28,6 +29,16 @@ ROUTING_ZIPS: tuple[RoutingZip, ...] = ("none", "zip3", "zip5")
 WithoutConsent = Literal["drop", "strip_identifiers"]
 WITHOUT_CONSENT: tuple[WithoutConsent, ...] = ("drop", "strip_identifiers")
 ROTATIONS: tuple[Rotation, ...] = ("never", "daily", "monthly")
+PiiAction = Literal["replace", "reject"]
+PII_ACTIONS: tuple[PiiAction, ...] = ("replace", "reject")
+# Input fields whose personal data the detectors catch (anonymizer.detectors): `pii.fields` may
+# set the action of each. A free-text column added later is detected under `pii.action` anyway.
+PII_FIELDS = (
+    "service", "path", "user_agent", "manufacturer", "model", "os", "os_version", "app_version",
+    "screen", "locale", "event", "feature", "action", "url", "properties", "operation_code",
+    "mail_class", "delivery_status",
+)  # fmt: skip
+MAX_PII_DIGITS = 64
 # Fields that identify a person and may only be stored as keyed pseudonyms.
 MAX_IPV4_PREFIX = 24
 MAX_IPV6_PREFIX = 64
@@ -92,6 +103,20 @@ class ConsentPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class PiiPolicy:
+    """What a detection of personal data in a kept field does: replace it by its placeholder
+    (`{email}`, ...) or reject the record; per field, defaulting to `action`."""
+
+    action: PiiAction = "replace"
+    digits: int = DEFAULT_DIGITS  # a run of this many digits is an id; 0: not detected
+    fields: Mapping[str, PiiAction] = field(default_factory=lambda: MappingProxyType({}))
+    detectors: Detectors = ALL
+
+    def action_for(self, name: str) -> PiiAction:
+        return self.fields.get(name, self.action)
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     version: int
     ip: IpPolicy
@@ -102,6 +127,7 @@ class Policy:
     mail: MailPolicy = MailPolicy()
     consent: ConsentPolicy = ConsentPolicy()
     unknown_fields: UnknownFields = "reject"
+    pii: PiiPolicy = PiiPolicy()
 
 
 def default_policy() -> Policy:
@@ -186,12 +212,39 @@ def parse_policy(text: str, base: str | None = None) -> Policy:
         honour_dnt=r.boolean("consent", "honour_dnt", True),
     )
     unknown = cast(UnknownFields, r.choice("records", "unknown_fields", "reject", UNKNOWN_FIELDS))
-    return Policy(version, ip, geo, identifiers, url, retention, mail, consent, unknown)
+    return Policy(version, ip, geo, identifiers, url, retention, mail, consent, unknown, _pii(r))
+
+
+def _pii(r: _Reader) -> PiiPolicy:
+    action = cast(PiiAction, r.choice("pii", "action", "replace", PII_ACTIONS))
+    digits = r.integer("pii", "digits", DEFAULT_DIGITS, 0, MAX_PII_DIGITS)
+    if 0 < digits < 4:
+        raise r.error("pii", "digits", "must be 0 (off) or from 4: shorter runs are ordinary")
+    fields: dict[str, PiiAction] = {}
+    for name, value in r.table("pii", "fields", {}).items():
+        if name not in PII_FIELDS:
+            raise r.error("pii.fields", name, "unknown field; known: " + ", ".join(PII_FIELDS))
+        if value not in PII_ACTIONS:
+            raise r.error("pii.fields", name, f"must be one of {', '.join(map(repr, PII_ACTIONS))}")
+        fields[name] = cast(PiiAction, value)
+    detectors = Detectors.build(None, digits or None)
+    return PiiPolicy(action, digits, MappingProxyType(dict(sorted(fields.items()))), detectors)
 
 
 _SECTIONS: Mapping[str, frozenset[str]] = {
     "": frozenset(
-        {"version", "ip", "geo", "identifiers", "url", "retention", "mail", "consent", "records"}
+        {
+            "version",
+            "ip",
+            "geo",
+            "identifiers",
+            "url",
+            "retention",
+            "mail",
+            "consent",
+            "records",
+            "pii",
+        }
     ),
     "ip": frozenset({"ipv4_prefix", "ipv6_prefix"}),
     "geo": frozenset({"granularity"}),
@@ -201,6 +254,7 @@ _SECTIONS: Mapping[str, frozenset[str]] = {
     "mail": frozenset({"routing_zip"}),
     "consent": frozenset({"analytics_without_consent", "honour_gpc", "honour_dnt"}),
     "records": frozenset({"unknown_fields"}),
+    "pii": frozenset({"action", "digits", "fields"}),
 }
 
 
@@ -222,6 +276,9 @@ def policy_settings(policy: Policy) -> dict[str, Any]:
         "consent.honour_gpc": policy.consent.honour_gpc,
         "consent.honour_dnt": policy.consent.honour_dnt,
         "records.unknown_fields": policy.unknown_fields,
+        "pii.action": policy.pii.action,
+        "pii.digits": policy.pii.digits,
+        "pii.fields": dict(policy.pii.fields),
         "retention.days": policy.retention.days,
         "retention.plans": dict(sorted(policy.retention.plans.items())),
     }

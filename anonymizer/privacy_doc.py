@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from anonymizer.detectors import MAX_DECODE_ROUNDS
 from anonymizer.errors import AnonymizerError
 from anonymizer.policy import Policy
 from anonymizer.rules import (
@@ -693,6 +694,34 @@ def _never_stored(rule: FieldRule, policy: Policy) -> bool:
     return not rule.columns or (a.operator == "dropped" and a.how != rule.how)
 
 
+def _detectors_section(policy: Policy) -> list[str]:
+    """The detectors (anonymizer.detectors): what each finds and the placeholder it leaves."""
+    pii = policy.pii
+    per_field = ", ".join(f"`{k}`: {v}" for k, v in pii.fields.items()) or "none"
+    lines = [
+        "## Personal data detectors",
+        "",
+        "One set of detectors (`anonymizer/detectors.py`) runs on the write path of every kind "
+        "and in `collector scan-pii`. Text is first normalized (NFKC; percent-decoding repeated "
+        f"up to {MAX_DECODE_ROUNDS} times, `+` as a space in query values; a value still encoded "
+        "after that is treated as a token). In free-text columns (every text column not made "
+        "by a named operator, map keys and values included) each finding is replaced in place "
+        "by its placeholder (`call {phone} now`); in a path or a kept query value the whole "
+        "segment or value becomes the placeholder; in a host, an IP literal in any form becomes "
+        "`{ip}`.",
+        "",
+        f"When a detector fires in a free-text field the policy says `{pii.action}` "
+        f"(`pii.action`; per field: {per_field}): `replace` stores the placeholder, `reject` "
+        "refuses the record with an error naming the field and the class, never the value.",
+        "",
+        "| class | placeholder | finds | confirmed by |",
+        "|---|---|---|---|",
+    ]
+    for d in pii.detectors.detectors:
+        lines.append(_md_row(d.name, f"`{d.placeholder}`", d.what, d.confirmation))
+    return [*lines, ""]
+
+
 def render_privacy_doc(policy: Policy, sql_texts: Mapping[str, str]) -> str:
     """The Markdown document for `policy` and the schema the migrations in `sql_texts` (file
     name -> SQL text) create. Raises `SchemaMismatch` when schema and rules disagree."""
@@ -745,6 +774,7 @@ def render_privacy_doc(policy: Policy, sql_texts: Mapping[str, str]) -> str:
         acts = "; ".join(x for x in (acts, ", ".join(targets)) if x) or "-"
         lines.append(f"| `{key}` | `{_cell(settings[key])}` | {_cell(acts)} |")
     lines.append("")
+    lines += _detectors_section(policy)
     for table in ordered:
         lines += _table_section(table, policy, settings)
     if rollups:

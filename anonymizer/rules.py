@@ -224,16 +224,18 @@ def _url(
     return (
         FieldRule(
             kind, field, (path,), "redacted", ("url.redact",),
-            "segments that look like an email, UUID, token or a run of digits become {email}, "
-            "{uuid}, {token}, {id}",
+            "a segment in which a detector finds personal data, even inside other text or "
+            "percent-encoded (decoded up to 3 times), becomes its placeholder: {email}, {uuid}, "
+            "{token}, {id} as `url.redact` lists them; {ip}, {phone}, {card}, {iban} always; "
+            "`;` matrix parameters are dropped",
             "What is left is the page's route, which every visitor of that page shares.",
             part=path_part, personal=True, overrides=(_REDACT_NONE,),
         ),
         _route(kind, field, route),
         FieldRule(
             kind, field, (query,), "dropped", ("url.keep_query_params", "url.redact"),
-            "parameters not on the allowlist are dropped; the values of kept ones are redacted "
-            "like path segments",
+            "parameters not on the allowlist are dropped (`&` and `;` both separate them); the "
+            "values of kept ones are redacted like path segments",
             "Only allow-listed parameters such as campaign tags survive; search terms, tokens "
             "and ids in the query are never stored.",
             part="query", personal=True, overrides=(_QUERY_NONE,),
@@ -251,19 +253,36 @@ def _kept(kind: KindName, field: str, how: str, why: str, column: str = "") -> F
     return FieldRule(kind, field, (column or field,), "kept", (), how, why)
 
 
+PII_KEYS = ("pii.action", "pii.fields", "pii.digits")
+FREE_TEXT_HOW = (
+    "stored as sent, except that what the detectors find (email, phone, card, IBAN, IP, token, "
+    "UUID, long digit runs) is replaced in place by its placeholder, or the record is rejected "
+    "(`pii.action`, `pii.fields`)"
+)
+
+
+def _free(kind: KindName, field: str, why: str) -> FieldRule:
+    """A free-text field: kept, but run through the detectors (anonymizer.detectors)."""
+    return FieldRule(kind, field, (field,), "redacted", PII_KEYS, FREE_TEXT_HOW, why)
+
+
 # --- the table ------------------------------------------------------------------------------
 
 RULES: tuple[FieldRule, ...] = (
     # access_log: POST /v1/logs -> access_log
     _time("access_log"),
     *_ip("access_log"),
-    _kept(
-        "access_log", "method", "upper-cased",
+    FieldRule(
+        "access_log", "method", ("method",), "kept", PII_KEYS,
+        "upper-cased (letters and `-` only, checked on input); goes through the detectors like "
+        "free text",
         "An HTTP method is one of a handful of protocol words.",
     ),
     FieldRule(
         "access_log", "host", ("host",), "redacted", (),
-        "lower-cased without the port; a host that is an IP literal becomes {ip}",
+        "lower-cased without userinfo, port and trailing dot; an IP literal in any form "
+        "(dotted, decimal, octal, hex, IPv6) becomes {ip}; an address or other personal data in "
+        "a label is replaced by its placeholder",
         "The requested site belongs to the tenant, not to the visitor.",
     ),
     *_url("access_log", "path", "path", "route", "query"),
@@ -287,8 +306,9 @@ RULES: tuple[FieldRule, ...] = (
         personal=True,
     ),
     FieldRule(
-        "access_log", "user_agent", _UA_ACCESS_COLUMNS, "generalized", (),
-        "parsed into browser, OS and device families; the raw string is never stored",
+        "access_log", "user_agent", _UA_ACCESS_COLUMNS, "generalized", PII_KEYS,
+        "parsed into browser, OS and device families; the raw string is never stored; the "
+        "parsed fields go through the detectors like free text",
         "Browser, OS and device families are shared by many people, unlike the full string "
         "(a fingerprinting aid).",
         personal=True,
@@ -296,63 +316,64 @@ RULES: tuple[FieldRule, ...] = (
     _visitor_id("access_log", "user_agent"),
     _pseudonym("access_log", "user_id", "user_pseudonym"),
     _pseudonym("access_log", "session_id", "session_pseudonym"),
-    _kept(
-        "access_log", "service", "stored as sent",
+    _free(
+        "access_log", "service",
         "The tenant's own service name says nothing about the visitor.",
     ),
     # device: POST /v1/devices -> device_info
     _time("device"),
     _pseudonym("device", "device_id", "device_pseudonym"),
     _pseudonym("device", "user_id", "user_pseudonym"),
-    _kept(
-        "device", "manufacturer", "stored as sent",
+    _free(
+        "device", "manufacturer",
         "A manufacturer is shared by millions of devices.",
     ),
-    _kept(
-        "device", "model", "stored as sent",
+    _free(
+        "device", "model",
         "A device model is shared by many devices.",
     ),
-    _kept(
-        "device", "os", "stored as sent",
+    _free(
+        "device", "os",
         "An operating system is shared by many devices.",
     ),
-    _kept(
-        "device", "os_version", "stored as sent",
+    _free(
+        "device", "os_version",
         "An OS version is shared by many devices.",
     ),
-    _kept(
-        "device", "app_version", "stored as sent",
+    _free(
+        "device", "app_version",
         "A release of the tenant's app is shared by all who installed it.",
     ),
-    _kept(
-        "device", "screen", "stored as sent",
+    _free(
+        "device", "screen",
         "A screen size is shared by every device of a model.",
     ),
-    _kept(
-        "device", "locale", "stored as sent",
+    _free(
+        "device", "locale",
         "A language and region setting is shared by many people.",
     ),
     *_ip("device"),
     FieldRule(
-        "device", "user_agent", ("browser_family", "browser_major", "is_bot"), "generalized", (),
+        "device", "user_agent", ("browser_family", "browser_major", "is_bot"), "generalized",
+        PII_KEYS,
         "parsed into browser family, major version and a bot flag; the raw string is never "
-        "stored (no user agent: empty)",
+        "stored (no user agent: empty); the parsed fields go through the detectors",
         "A browser family and major version are shared by many people, unlike the full string.",
         personal=True,
     ),
     _visitor_id("device", "user_agent"),
     # event: POST /v1/events -> usage_events
     _time("event"),
-    _kept(
-        "event", "event", "stored as sent",
+    _free(
+        "event", "event",
         "An event name is defined by the tenant's product, not by the person.",
     ),
-    _kept(
-        "event", "feature", "stored as sent",
+    _free(
+        "event", "feature",
         "A feature name is defined by the tenant's product, not by the person.",
     ),
-    _kept(
-        "event", "action", "stored as sent",
+    _free(
+        "event", "action",
         "An action name is defined by the tenant's product, not by the person.",
     ),
     _pseudonym("event", "user_id", "user_pseudonym", consent=True),
@@ -366,9 +387,10 @@ RULES: tuple[FieldRule, ...] = (
     ),
     *_url("event", "url", "url_path", "url_route", "url_query", path_part="path"),
     FieldRule(
-        "event", "properties", ("properties",), "redacted", (),
-        "keys kept; values that look like an email, phone number, IP address or a run of 6+ "
-        "digits become {email}, {phone}, {ip}, {id}",
+        "event", "properties", ("properties",), "redacted", PII_KEYS,
+        "keys and values go through the detectors: what they find (email, phone, card, IBAN, "
+        "IP, token, UUID, long digit runs) is replaced in place by its placeholder, or the "
+        "record is rejected (`pii.action`, `pii.fields`)",
         "Values of the shapes personal data takes are replaced; other free text is kept, so "
         "senders must not put names or addresses in property values.",
         personal=True,
@@ -433,8 +455,8 @@ RULES: tuple[FieldRule, ...] = (
                      "is stored"),
         ),
     ),
-    _kept(
-        "mail_scan", "event", "stored as sent",
+    _free(
+        "mail_scan", "event",
         "A scan event (processed, delivered, ...) is a step of the postal process.",
     ),
     FieldRule(
@@ -443,16 +465,16 @@ RULES: tuple[FieldRule, ...] = (
         "The ZIP5 of a postal facility locates a building of the postal service, not a "
         "household.",
     ),
-    _kept(
-        "mail_scan", "operation_code", "stored as sent",
+    _free(
+        "mail_scan", "operation_code",
         "A USPS operation code names a sorting step.",
     ),
-    _kept(
-        "mail_scan", "mail_class", "stored as sent",
+    _free(
+        "mail_scan", "mail_class",
         "A mail class is shared by a whole mailing.",
     ),
-    _kept(
-        "mail_scan", "delivery_status", "stored as sent",
+    _free(
+        "mail_scan", "delivery_status",
         "A delivery status is a step of the postal process.",
     ),
 )  # fmt: skip

@@ -10,24 +10,15 @@ import re
 import socket
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import unquote
 
+from anonymizer.detectors import PLACEHOLDERS, Detectors, normalize
 from anonymizer.errors import PolicyError
 
-_EMAIL = re.compile(r"^[^@\s/]+@[^@\s/]+\.[^@\s/]+$")
-_UUID = re.compile(
-    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
-)
-# A token: a long hex string, a JWT, or a long mixed-case alphanumeric run. Lower-case slugs with
-# dashes ("logstash-monitorama-2013") are ordinary page names and stay.
-_TOKEN = re.compile(
-    r"^(?:[0-9a-fA-F]{16,}"
-    r"|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"
-    r"|(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])[A-Za-z0-9_-]{20,})$"
-)
-_IPV4 = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
 _DIGITS_RULE = re.compile(r"^digits>=(\d+)$")
 REDACT_RULES = ("email", "token", "uuid", "digits>=N")
+# Detected in every path segment and kept query value whatever `url.redact` says: a raw address,
+# phone, card or bank account number is never stored.
+FIXED_URL_DETECTORS = frozenset({"ip", "phone", "card", "iban"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,71 +26,73 @@ class UrlScrubber:
     """Compiled form of the `[url]` policy section."""
 
     keep_query_params: frozenset[str]
-    redact_email: bool
-    redact_uuid: bool
-    redact_token: bool
-    digits_run: re.Pattern[str] | None
+    detectors: Detectors
     rules: tuple[str, ...]
 
     @classmethod
     def build(cls, keep_query_params: list[str], redact: list[str]) -> UrlScrubber:
-        digits: re.Pattern[str] | None = None
+        digits: int | None = None
+        names = set(FIXED_URL_DETECTORS)
         for i, rule in enumerate(redact):
             m = _DIGITS_RULE.match(rule)
             if m:
-                n = int(m.group(1))
-                if n < 1:
+                digits = int(m.group(1))
+                if digits < 1:
                     raise PolicyError(f"url.redact[{i}]", "digits>=N needs N >= 1")
-                digits = re.compile(r"\d{" + str(n) + ",}")
-            elif rule not in ("email", "token", "uuid"):
+                names.add("id")
+            elif rule in ("email", "token", "uuid"):
+                names.add(rule)
+            else:
                 raise PolicyError(
                     f"url.redact[{i}]", f"unknown rule {rule!r}; known: {', '.join(REDACT_RULES)}"
                 )
-        return cls(
-            frozenset(keep_query_params),
-            "email" in redact,
-            "uuid" in redact,
-            "token" in redact,
-            digits,
-            tuple(redact),
-        )
+        detectors = Detectors.build(frozenset(names), digits)
+        return cls(frozenset(keep_query_params), detectors, tuple(redact))
 
-    def redact_value(self, value: str) -> str:
-        """The placeholder for a value that looks personal, else the value itself."""
+    def redact_value(self, value: str, plus_is_space: bool = False) -> str:
+        """The placeholder for a value (a path segment, a query value) in which a detector finds
+        personal data, even inside other text or percent-encoded; else the value itself."""
+        return self._redact(value, plus_is_space)[0]
+
+    def _redact(self, value: str, plus_is_space: bool = False) -> tuple[str, str]:
         if not value:
-            return value
-        plain = unquote(value) if "%" in value else value
-        if _is_ip(plain):  # fixed rule, not a policy choice: a raw address is never stored
-            return "{ip}"
-        if self.redact_email and "@" in plain and _EMAIL.match(plain):
-            return "{email}"
-        if self.redact_uuid and _UUID.match(plain):
-            return "{uuid}"
-        if self.redact_token and _TOKEN.match(plain):
-            return "{token}"
-        if self.digits_run is not None and self.digits_run.search(plain):
-            return "{id}"
-        return value
+            return value, ""
+        found = self.detectors.find(value, plus_is_space)
+        return (PLACEHOLDERS[found], found) if found else (value, "")  # type: ignore[index]
 
     def scrub(self, target: str) -> tuple[str, str]:
         """Split a request target into a scrubbed path and the allowlisted query string."""
+        path, query, _ = _scrub_cached(self, target)
+        return path, query
+
+    def scrub_found(self, target: str) -> tuple[str, str, str]:
+        """`scrub` and the first class of personal data a detector found ("" for none)."""
         return _scrub_cached(self, target)
 
-    def _scrub(self, target: str) -> tuple[str, str]:
+    def _scrub(self, target: str) -> tuple[str, str, str]:
         path, _, query = target.partition("#")[0].partition("?")
+        found = ""
+        segments = []
         # `;` matrix parameters (`;jsessionid=...`) carry session tokens: dropped with the query
-        path = "/".join(self.redact_value(seg.partition(";")[0]) for seg in path.split("/"))
+        for seg in path.split("/"):
+            stored, hit = self._redact(seg.partition(";")[0])
+            segments.append(stored)
+            found = found or hit
+        path = "/".join(segments)
         if not query or not self.keep_query_params:
-            return path, ""
+            return path, "", found
         kept = []
-        for pair in query.split("&"):
+        # `;` separates parameters too (HTML 4, many servers): a `;`-carried one is checked alike
+        for pair in query.replace(";", "&").split("&"):
             name, eq, value = pair.partition("=")
             if name in self.keep_query_params:
-                kept.append(f"{name}{eq}{self.redact_value(value)}")
-        return path, "&".join(kept)
+                stored, hit = self._redact(value, plus_is_space=True)
+                kept.append(f"{name}{eq}{stored}")
+                found = found or hit
+        return path, "&".join(kept), found
 
 
-_ROUTE_ID = re.compile(r"^(?:\d+|[0-9a-fA-F]{8,}|\{(?:id|uuid|token|email)\})$")
+_ROUTE_ID = re.compile(r"^(?:\d+|[0-9a-fA-F]{8,}|\{(?:id|uuid|token|email|phone|card|iban|ip)\})$")
 
 
 @lru_cache(maxsize=65_536)
@@ -108,18 +101,6 @@ def route_template(path: str) -> str:
     long hex string or a placeholder becomes `{id}` (`/orders/42/items` -> `/orders/{id}/items`).
     Short numbers are not personal and stay in `path`; the route groups them anyway."""
     return "/".join("{id}" if _ROUTE_ID.match(seg) else seg for seg in path.split("/"))
-
-
-def _is_ip(text: str) -> bool:
-    if _IPV4.match(text):
-        return True
-    if ":" in text:
-        try:
-            socket.inet_pton(socket.AF_INET6, text.strip("[]"))
-        except OSError:
-            return False
-        return True
-    return False
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -139,7 +120,7 @@ def split_url(url: str) -> tuple[str, str]:
 # Real traffic repeats a few thousand paths, referrers and hosts: memoizing the pure functions
 # halves the per-record cost. The caches live in memory only, like the request itself.
 @lru_cache(maxsize=65_536)
-def _scrub_cached(scrubber: UrlScrubber, target: str) -> tuple[str, str]:
+def _scrub_cached(scrubber: UrlScrubber, target: str) -> tuple[str, str, str]:
     return scrubber._scrub(target)
 
 
@@ -159,10 +140,30 @@ def referrer_host(referrer: str) -> str:
 
 @lru_cache(maxsize=16_384)
 def scrub_host(host: str) -> str:
-    """Lower-cased host without port; an IP literal becomes `{ip}` so no address is stored."""
+    """Lower-cased host without userinfo, port or trailing dot. An IP literal in any form the
+    resolver accepts (`[::1]`, `3232235777`, `0300.0250.0.1`, `0xc0a80001`, `10.1`) becomes
+    `{ip}`; an address or other personal data inside a label (`ec2-54-1-2-3.compute...`,
+    `10.1.2.3.nip.io`) is replaced in place."""
+    host = host.strip().rpartition("@")[2]
     if host.startswith("["):
         return "{ip}"
-    host = host.split(":", 1)[0].lower() if host.count(":") <= 1 else host.lower()
-    if ":" in host or _IPV4.match(host):
+    host = host.split(":", 1)[0] if host.count(":") == 1 else host
+    host = host.rstrip(".")
+    if ":" in host:
         return "{ip}"
-    return host
+    plain = normalize(host)
+    if plain and _inet_aton(plain):
+        return "{ip}"
+    redacted, found = HOST_DETECTORS.redact(plain)  # before lower(): a token is mixed-case
+    return (redacted if found else host).lower()
+
+
+HOST_DETECTORS = Detectors.build()
+
+
+def _inet_aton(text: str) -> bool:
+    try:
+        socket.inet_aton(text)
+    except OSError:
+        return False
+    return True

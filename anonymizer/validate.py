@@ -31,6 +31,9 @@ from anonymizer.url import split_url
 DAY_MS = 86_400_000
 DATETIME64_MIN_MS = -2_208_988_800_000  # 1900-01-01T00:00:00Z, the first DateTime64 time
 DATETIME64_MAX_MS = 10_413_791_999_999  # 2299-12-31T23:59:59.999Z, the last
+# `duration_ms` is a Float32 column (max ~3.4e38): a larger value would be stored as +inf. No
+# request takes longer than a year, so the bound is far inside what the column holds.
+MAX_DURATION_MS = 3.2e10
 _EPOCH_SECONDS_LIMIT = 100_000_000_000  # below: seconds (until year 5138); above: milliseconds
 
 
@@ -166,9 +169,11 @@ def validate_access(raw: Any, window: TimeWindow) -> AccessRecord:
         host = host or authority
     duration = raw.get("duration_ms")
     if duration is not None and (
-        not isinstance(duration, int | float) or isinstance(duration, bool) or duration < 0
+        not isinstance(duration, int | float)
+        or isinstance(duration, bool)
+        or not 0 <= duration <= MAX_DURATION_MS  # also refuses nan and inf
     ):
-        raise RecordInvalid("duration_ms", "must be a number >= 0")
+        raise RecordInvalid("duration_ms", f"must be a number from 0 to {MAX_DURATION_MS:.0e}")
     status = int_field(raw, "status", 0, 999)
     if status and not 100 <= status <= 599:
         raise RecordInvalid("status", "must be an HTTP status from 100 to 599")
@@ -179,7 +184,7 @@ def validate_access(raw: Any, window: TimeWindow) -> AccessRecord:
         host=host,
         path=path,
         status=status,
-        bytes=int_field(raw, "bytes", 0, 2**63 - 1),
+        bytes=int_field(raw, "bytes", 0, 2**64 - 1),  # UInt64
         duration_ms=float(duration) if duration is not None else None,
         referrer=string_field(raw, "referrer", 4096),
         user_agent=string_field(raw, "user_agent", 2048),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 
+from anonymizer.policy import Policy, default_policy, parse_policy
 from collector import rollups
 from collector.auth import hash_key, new_api_key
 from collector.config import ServerConfig, check_transport, load_config
@@ -63,6 +64,12 @@ def _open_sink(config_path: str) -> ChdbSink:
     return ChdbSink(s.chdb_path, s.database, s.tmp_path)
 
 
+def _base_policy(config_path: str) -> Policy:
+    """The config's policy file (the scanner applies its detectors); none: the defaults."""
+    path = load_config(Path(config_path)).policy_file
+    return parse_policy(path.read_text()) if path else default_policy()
+
+
 def _sql(args: argparse.Namespace) -> int:
     sink = _open_sink(args.config)
     try:
@@ -112,10 +119,11 @@ def _scan_pii(args: argparse.Namespace) -> int:
     from collector.scan_pii import render, scan
 
     samples = Path(args.sample).read_text().splitlines() if args.sample else []
+    policy = _base_policy(args.config)
     sink = _open_sink(args.config)
     try:
         rollups.migrate(sink)
-        findings, scanned = scan(sink, samples)
+        findings, scanned = scan(sink, samples, policy)
     finally:
         sink.close()
     print(render(findings, scanned))

@@ -138,10 +138,11 @@ class Run:
             item = known
         try:
             record = kind.validate(item, self.window)
+            # a row builder rejects too: personal data the policy (pii) refuses
+            row, reason = kind.build_row(self.policy, self.ctx, record, self.enricher)
         except RecordInvalid as e:
             out.reject(kind.name, index, e)
             return
-        row, reason = kind.build_row(self.policy, self.ctx, record, self.enricher)
         if reason:
             out.consent[(kind.name, reason)] += 1
         out.accepted[kind.name] += 1

@@ -1,10 +1,15 @@
 """`collector scan-pii`: proof, from the stored data itself, that nothing personal is kept.
 
-Every String column of every table (plain, LowCardinality, Array and Map values) is scanned, in
-ClickHouse, for full IPv4/IPv6 addresses, email addresses, phone numbers, full IMbs (31 digits or
-65 bars), and values equal to any pseudonym input listed in a sample file (the raw user ids,
-device ids, serials a sender used). Network prefixes (`a.b.c.0/24`) are not addresses and do not
-count. The scan reports counts per column, never the values found.
+Every String column of every table (plain, LowCardinality, Array and Map keys and values) is
+scanned with the SAME detectors the write path uses (`anonymizer.detectors`), so the two can
+never disagree: per column, ClickHouse pre-filters with the detectors' RE2 candidate patterns
+(a superset, plus anything percent-encoded or non-ASCII) and returns the distinct candidates
+(bounded); each is then confirmed in Python by the very finder the write path runs. A column a
+named operator makes (pseudonyms, prefixes, IMb parts, paths) is checked with the detectors that
+apply to it: a pseudonym is a hex digest by design, a path segment is judged by `url.redact`.
+Also counted: full IMbs (31 digits or 65 bars) and values equal to any pseudonym input listed in
+a sample file. Network prefixes (`a.b.c.0/24`) are not addresses. The scan reports counts per
+column and class, never the values found.
 """
 
 from __future__ import annotations
@@ -12,18 +17,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from anonymizer.anonymize import NAMED_COLUMNS
+from anonymizer.detectors import DETECTOR_NAMES, Detectors
+from anonymizer.policy import Policy, default_policy
 from collector.sink import Sink
 
 # RE2 (ClickHouse `match`): no look-around, so edges are spelled out.
 CHECKS: dict[str, str] = {
-    "ipv4": r"(^|[^0-9.])([0-9]{1,3}\.){3}[0-9]{1,3}($|[^0-9./])",
-    "ipv6": r"(^|[^0-9A-Fa-f:])(([0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
-    r"|[0-9A-Fa-f:]*::[0-9A-Fa-f:]*[0-9A-Fa-f])($|[^0-9A-Fa-f:/])",
-    "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
-    "phone": r"\+[0-9][0-9 ()./-]{7,}[0-9]",
     "imb_digits": r"(^|[^0-9])[0-9]{31}($|[^0-9])",
     "imb_bars": r"(^|[^ADFT])[ADFT]{65}($|[^ADFT])",
 }
+# Values the detectors see only after normalization: percent-encoded or non-ASCII text.
+_ENCODED = r"%[0-9A-Fa-f]{2}|[^\x00-\x7F]"
+CANDIDATE_LIMIT = 20_000  # distinct candidate values confirmed per column
+_NAMED = {c: op for cols in NAMED_COLUMNS.values() for c, op in cols.items()}
+# Named operators' output: a pseudonym is a hex digest (a dashless UUID shape) and an IMb part
+# a digit code by design.
+NAMED_DETECTORS = Detectors.build(frozenset(DETECTOR_NAMES) - {"token", "uuid", "id"}, None)
+# A 32-hex-digit digest holds 13+ decimal digits in a row (Luhn-valid one time in ten) in about
+# one pseudonym in two thousand: only shapes a digest can never take are looked for there.
+DIGEST_DETECTORS = Detectors.build(frozenset({"email", "ip"}), None)
+_DIGESTS = ("pseudonym", "visitor id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +64,43 @@ def _string_expr(column: str, type_: str) -> str | None:
     return None
 
 
-def scan(sink: Sink, samples: list[str] | None = None) -> tuple[list[Finding], int]:
+def detectors_for(policy: Policy, column: str) -> tuple[Detectors, bool]:
+    """(the detectors the write path applies to the column, whether `+` is a space)."""
+    op = _NAMED.get(column)
+    if op in ("path", "route"):
+        return policy.url.detectors, False
+    if op == "query":
+        return policy.url.detectors, True
+    if op in _DIGESTS:
+        return DIGEST_DETECTORS, False
+    if op is not None:
+        return NAMED_DETECTORS, False
+    return policy.pii.detectors, False
+
+
+def _confirmed(
+    sink: Sink, table: str, expr: str, dets: Detectors, plus: bool
+) -> dict[str, list[str]]:
+    """check -> the distinct values of the column the detectors confirm."""
+    patterns = [f"(?:{d.candidate})" for d in dets.detectors] + [_ENCODED]
+    rows = sink.query(
+        f"SELECT DISTINCT x FROM `{table}` ARRAY JOIN {expr} AS x "
+        f"WHERE match(x, {{p:String}}) LIMIT {CANDIDATE_LIMIT}",
+        {"p": "|".join(patterns)},
+    )
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        value = str(row["x"])
+        for name in dets.classes(value, plus):
+            found.setdefault(name, []).append(value)
+    return found
+
+
+def scan(
+    sink: Sink, samples: list[str] | None = None, policy: Policy | None = None
+) -> tuple[list[Finding], int]:
     """(findings, number of columns scanned)."""
+    policy = policy or default_policy()
     samples = sorted({s for s in (samples or []) if s})
     columns = sink.query(
         "SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
@@ -65,19 +114,27 @@ def scan(sink: Sink, samples: list[str] | None = None) -> tuple[list[Finding], i
         if expr is None:
             continue
         scanned += 1
+        table = col["table"]
+        dets, plus = detectors_for(policy, col["name"])
+        confirmed = _confirmed(sink, table, expr, dets, plus)
         parts = [
             f"countIf(arrayExists(x -> match(x, {{{name}:String}}), {expr})) AS {name}"
             for name in CHECKS
         ]
         params: dict[str, Any] = dict(CHECKS)
+        for name, values in confirmed.items():
+            parts.append(
+                f"countIf(arrayExists(x -> has({{v_{name}:Array(String)}}, x), {expr})) AS {name}"
+            )
+            params[f"v_{name}"] = values
         if samples:
             parts.append(
                 f"countIf(arrayExists(x -> has({{samples:Array(String)}}, x), {expr})) AS sample"
             )
             params["samples"] = samples
-        row = sink.query(f"SELECT {', '.join(parts)} FROM `{col['table']}`", params)[0]
+        row = sink.query(f"SELECT {', '.join(parts)} FROM `{table}`", params)[0]
         findings += [
-            Finding(col["table"], col["name"], check, int(n)) for check, n in row.items() if int(n)
+            Finding(table, col["name"], check, int(n)) for check, n in row.items() if int(n)
         ]
     return findings, scanned
 

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from anonymizer import (
     AccessRecord,
@@ -15,8 +17,12 @@ from anonymizer import (
     anonymize_access,
     parse_policy,
 )
+from anonymizer.anonymize import anonymize_device, anonymize_event, anonymize_mail_scan
+from anonymizer.imb import parse_imb
 from anonymizer.ip import parse_ip
 from anonymizer.pseudonym import pseudonymize
+from anonymizer.types import DeviceRecord, EventRecord, MailScanRecord
+from tests import hostile
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = parse_policy((REPO / "policy.toml").read_text())
@@ -211,3 +217,29 @@ def test_daily_visitor_id() -> None:
     assert salt_gone["visitor_id"] == ""
     none = parse_policy('version = 1\n[identifiers]\nvisitor_id = "none"\n')
     assert anonymize_access(none, ctx, RECORD, ENRICH)["visitor_id"] == ""  # policy says none
+
+
+# --- personal data in free text: every kept text field goes through the detectors ---------------
+
+_TEXT = st.text(alphabet="abcdefghijklmnopqrstuvwxyz ,.-", max_size=20)
+_HOSTILE = st.sampled_from(
+    [h for h in hostile.corpus() if not hostile.host_only(h) and h.text == h.text.strip()]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(before=_TEXT, h=_HOSTILE, after=_TEXT)
+def test_rows_never_hold_embedded_personal_data(
+    before: str, h: hostile.Hostile, after: str
+) -> None:
+    text = f"{before} {h.text} {after}"
+    ua = UserAgentInfo(text, text, text, text, text, text, text, False, False, False, False)
+    rows = [
+        anonymize_access(POLICY, CTX, AccessRecord(time_ms=0, ip=None, service=text, path="/" + text), Enrichment(ua)),
+        anonymize_device(POLICY, CTX, DeviceRecord(time_ms=0, device_id="d", manufacturer=text, model=text, os=text, os_version=text, app_version=text, screen=text, locale=text), Enrichment(ua)),
+        anonymize_event(POLICY, CTX, EventRecord(time_ms=0, event=text, feature=text, action=text, url="https://x.example/" + text, properties=(("k", text),)))[0],
+        anonymize_mail_scan(POLICY, CTX, MailScanRecord(time_ms=0, imb=parse_imb(hostile.TRACKING + hostile.ROUTING), event=text, operation_code=text, mail_class=text, delivery_status=text)),
+    ]  # fmt: skip
+    blob = orjson.dumps(rows).decode().lower()
+    for needle in h.needles:
+        assert orjson.dumps(needle).decode()[1:-1].lower() not in blob

@@ -49,3 +49,46 @@ def test_truncate(text: str, v4: int, v6: int, expected: str) -> None:
 
 def test_repr_hides_the_address() -> None:
     assert "83.149" not in repr(parse_ip("83.149.9.216"))
+
+
+@pytest.mark.parametrize(
+    ("text", "v4"),
+    [
+        ("::ffff:198.51.100.11", "198.51.100.11"),  # IPv4-mapped
+        ("::ffff:0:198.51.100.10", "198.51.100.10"),  # IPv4-translated
+        ("::198.51.100.9", "198.51.100.9"),  # IPv4-compatible
+        ("2002:c633:6405::1", "198.51.100.5"),  # 6to4
+        ("2002:cb00:7163:1::abcd", "203.0.113.99"),  # 6to4
+        ("2001:0:4136:e378:8000:63bf:39cc:9bf9", "198.51.100.6"),  # Teredo: client inverted
+        ("64:ff9b::c633:6407", "198.51.100.7"),  # NAT64 well-known prefix
+        ("64:ff9b:1:c633:64:800::", "198.51.100.8"),  # NAT64 local-use, RFC 6052 /48 layout
+        ("[2002:c633:6405::1]:443", "198.51.100.5"),
+    ],
+)
+def test_embedded_ipv4_is_the_ipv4_address(text: str, v4: str) -> None:
+    ip = parse_ip(text)
+    assert (ip.version, ip.text) == (4, v4)
+    stored = truncate_ip(ip, 24, 64)
+    assert stored == v4.rpartition(".")[0] + ".0/24"
+
+
+@pytest.mark.parametrize("text", ["::", "::1", "2001:db8::1", "2001:db8:0:1::2", "fe80::1"])
+def test_plain_ipv6_stays_ipv6(text: str) -> None:
+    assert parse_ip(text).version == 6
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[::1]garbage", "[::1]:", "[::1]:99999", "[::1]:8o", "1.2.3.4%eth0", "1.2.3.4:",
+        "1.2.3.4:http", "2001:db8::1%eth0", "fe80::1%", "fe80::1%eth 0", "[1.2.3.4]x",
+    ],
+)  # fmt: skip
+def test_strict_forms_are_not_addresses(text: str) -> None:
+    with pytest.raises(InvalidValueError):
+        parse_ip(text)
+
+
+def test_zone_only_on_link_local() -> None:
+    assert parse_ip("fe80::1%eth0").text == "fe80::1"
+    assert parse_ip("[fe80::1%25eth0]:80".replace("%25", "%")).text == "fe80::1"

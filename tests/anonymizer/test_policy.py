@@ -61,3 +61,14 @@ def test_invalid_policy_names_key_and_line(path: Path) -> None:
     assert e.value.key == key
     assert e.value.line == (None if line == "None" else int(line))
     assert key in str(e.value)
+
+
+def test_pii_section_and_tenant_override() -> None:
+    base = parse_policy("version = 1\n")
+    assert (base.pii.action, base.pii.digits, dict(base.pii.fields)) == ("replace", 6, {})
+    assert base.pii.action_for("model") == "replace"
+    tenant = parse_policy('[pii]\nfields = { model = "reject" }\n', base="version = 1\n")
+    assert tenant.pii.action_for("model") == "reject" and tenant.pii.action_for("os") == "replace"
+    off = parse_policy("version = 1\n[pii]\ndigits = 0\n")
+    assert off.pii.detectors.find("customer 12345678") == ""
+    assert parse_policy("version = 1\n[pii]\ndigits = 8\n").pii.detectors.find("n 1234567") == ""

@@ -92,3 +92,44 @@ def test_route_template(path: str, route: str) -> None:
     from anonymizer.url import route_template
 
     assert route_template(path) == route
+
+
+@pytest.mark.parametrize(
+    ("host", "out"),
+    [
+        ("3232235777", "{ip}"), ("0300.0250.0.1", "{ip}"), ("0xc0a80001", "{ip}"), ("10.1", "{ip}"),
+        ("192.168.1.1.", "{ip}"), ("user:pass@192.168.1.1", "{ip}"), ("[::1]:8080", "{ip}"),
+        ("user:pass@Shop.Example.com:443", "shop.example.com"), ("shop.example.com.", "shop.example.com"),
+        ("ec2-54-1-2-3.compute-1.amazonaws.com", "ec2-{ip}.compute-1.amazonaws.com"),
+        ("10.1.2.3.nip.io", "{ip}.nip.io"), ("cdn1.example.com", "cdn1.example.com"),
+    ],
+)  # fmt: skip
+def test_host_forms(host: str, out: str) -> None:
+    assert scrub_host(host) == out
+
+
+def test_referrer_userinfo_and_ip_forms() -> None:
+    assert referrer_host("http://bob:secret@0xc0a80001/x?q=1") == "{ip}"
+    assert referrer_host("https://bob:secret@News.Example.com./a") == "news.example.com"
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "query"),
+    [
+        ("/u/hello%20john@example.com", "/u/{email}", ""),
+        ("/u/john%2540example.com/x", "/u/{email}/x", ""),
+        ("/u/a@b@example.com", "/u/{email}", ""),
+        ("/ping/host-10.1.2.3", "/ping/{ip}", ""),
+        ("/geo/8.8.8.8.json", "/geo/{ip}", ""),
+        ("/call/+1-555-123-4567", "/call/{phone}", ""),
+        ("/pay/4111-1111-1111-1111/ok", "/pay/{card}/ok", ""),
+        ("/iban/DE89370400440532013000", "/iban/{iban}", ""),
+        ("/a?utm_source=x;secret=john@example.com", "/a", "utm_source=x"),
+        ("/a?secret=1;utm_source=%2B1+555+123+4567", "/a", "utm_source={phone}"),
+        ("/a?utm_source=news+letter", "/a", "utm_source=news+letter"),
+        ("/v/1.2.3/12:30:45", "/v/1.2.3/12:30:45", ""),
+    ],
+)
+def test_detection_inside_segments(target: str, path: str, query: str) -> None:
+    assert SCRUB.scrub(target) == (path, query)
+    assert bool(SCRUB.scrub_found(target)[2]) == ("{" in path + query)

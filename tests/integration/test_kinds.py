@@ -94,7 +94,7 @@ async def test_events_properties_and_consent(start: AppFactory) -> None:
         "utm_source=x",
     )
     assert kept["properties"] == {
-        "plan": "pro", "contact": "{email}", "phone": "{phone}", "from_ip": "{ip}", "card": "{id}",
+        "plan": "pro", "contact": "{email}", "phone": "{phone}", "from_ip": "{ip}", "card": "{card}",
         "qty": "3", "gift": "true", "price": "9.5",
     }  # fmt: skip
     blob = " ".join(stored_strings(client, "usage_events"))
