@@ -584,6 +584,10 @@ def _effect(key: str, old: Policy, new: Policy) -> str:
             if d
             else ("runs of digits are no longer replaced by {id} in free text")
         )
+    if key == "reports.min_k":
+        a, b = old.reports.min_k, new.reports.min_k
+        change = "smaller" if b < a else "larger"
+        return f"reports now show groups of at least {b} subjects instead of {a} ({change} groups)"
     return "no rule describes this setting yet"
 
 

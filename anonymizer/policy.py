@@ -39,6 +39,7 @@ PII_FIELDS = (
     "mail_class", "delivery_status",
 )  # fmt: skip
 MAX_PII_DIGITS = 64
+DEFAULT_MIN_K = 5  # k-anonymity of reports (DESIGN: default 5)
 # Fields that identify a person and may only be stored as keyed pseudonyms.
 MAX_IPV4_PREFIX = 24
 MAX_IPV6_PREFIX = 64
@@ -117,6 +118,14 @@ class PiiPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportsPolicy:
+    """How small a group the reports may show: a group with fewer than `min_k` distinct subjects
+    is merged into "(other)" or suppressed, and no caller may ask for a smaller k."""
+
+    min_k: int = DEFAULT_MIN_K
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     version: int
     ip: IpPolicy
@@ -128,6 +137,7 @@ class Policy:
     consent: ConsentPolicy = ConsentPolicy()
     unknown_fields: UnknownFields = "reject"
     pii: PiiPolicy = PiiPolicy()
+    reports: ReportsPolicy = ReportsPolicy()
 
 
 def default_policy() -> Policy:
@@ -212,7 +222,11 @@ def parse_policy(text: str, base: str | None = None) -> Policy:
         honour_dnt=r.boolean("consent", "honour_dnt", True),
     )
     unknown = cast(UnknownFields, r.choice("records", "unknown_fields", "reject", UNKNOWN_FIELDS))
-    return Policy(version, ip, geo, identifiers, url, retention, mail, consent, unknown, _pii(r))
+    # k >= 2: a "group" of one subject is that subject; the report's k parameter is a UInt32
+    reports = ReportsPolicy(r.integer("reports", "min_k", DEFAULT_MIN_K, 2, 2**32 - 1))
+    return Policy(
+        version, ip, geo, identifiers, url, retention, mail, consent, unknown, _pii(r), reports
+    )
 
 
 def _pii(r: _Reader) -> PiiPolicy:
@@ -244,6 +258,7 @@ _SECTIONS: Mapping[str, frozenset[str]] = {
             "consent",
             "records",
             "pii",
+            "reports",
         }
     ),
     "ip": frozenset({"ipv4_prefix", "ipv6_prefix"}),
@@ -255,6 +270,7 @@ _SECTIONS: Mapping[str, frozenset[str]] = {
     "consent": frozenset({"analytics_without_consent", "honour_gpc", "honour_dnt"}),
     "records": frozenset({"unknown_fields"}),
     "pii": frozenset({"action", "digits", "fields"}),
+    "reports": frozenset({"min_k"}),
 }
 
 
@@ -281,6 +297,7 @@ def policy_settings(policy: Policy) -> dict[str, Any]:
         "pii.fields": dict(policy.pii.fields),
         "retention.days": policy.retention.days,
         "retention.plans": dict(sorted(policy.retention.plans.items())),
+        "reports.min_k": policy.reports.min_k,
     }
 
 

@@ -719,6 +719,8 @@ RECORD_KEYS: Mapping[str, str] = MappingProxyType(
         "stored without that field (`drop`)",
         "consent.analytics_without_consent": "a usage event without analytics consent keeps no "
         "identifiers (`strip_identifiers`) or is not stored (`drop`)",
+        "reports.min_k": "the reports API (`GET /v1/reports/...`): a group of fewer distinct "
+        'subjects is merged into "(other)" or suppressed; no caller may ask for a smaller k',
     }
 )
 

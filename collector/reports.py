@@ -14,13 +14,11 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.appkeys import DB, TENANT
+from collector.appkeys import DB, PIPELINE, TENANT
 from collector.errors import BadRequest, NotFound, ServiceUnavailable, SinkError
 from collector.params import DATE_MIN, UINT32_MAX, check_names, day, uint
 
 # the k-anonymity floor: no report shows a group of fewer distinct subjects, whatever k is asked
-MIN_K = 5
-DEFAULT_K = MIN_K
 PARAMS = ("from", "to", "k")
 MAX_DAYS = 366
 OTHER = "(other)"
@@ -112,7 +110,9 @@ async def get_report(request: web.Request) -> web.Response:
     if frm > to or (to - frm).days >= MAX_DAYS:
         raise BadRequest(f"from..to must be in order and span at most {MAX_DAYS} days")
     # k is bound as UInt32: anything wider would wrap (2**32 -> 0) and show every group
-    k = uint(query, "k", DEFAULT_K, MIN_K, UINT32_MAX)
+    # the tenant's policy sets the smallest k anyone may ask for (and the default)
+    min_k = request.app[PIPELINE].policies.for_tenant(request[TENANT].id).reports.min_k
+    k = uint(query, "k", min_k, min_k, UINT32_MAX)
     params: dict[str, Any] = {
         "tenant": request[TENANT].id,
         "from": frm.isoformat(),

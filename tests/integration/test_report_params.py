@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from multidict import MultiDict
 from yarl import URL
 
+from anonymizer.policy import DEFAULT_MIN_K as MIN_K
+from collector.config import Config
 from collector.errors import BadRequest
 from collector.params import UINT32_MAX, check_names, day, uint
-from collector.reports import MIN_K
 from tests.conftest import ANALYST_KEY, AppFactory, auth
 from tests.integration.test_openapi import check
 from tests.integration.test_reports import TODAY, seed
@@ -57,6 +58,22 @@ async def test_k_is_checked_to_the_width_of_uint32_and_the_minimum(start: AppFac
         status, body = await get(client, q("k", raw))
         assert status == 400, (raw, body)
         assert body == {"error": "bad request", "detail": K_DETAIL}, raw  # nothing echoed
+
+
+async def test_the_tenant_policy_sets_the_smallest_k(start: AppFactory, config: Config) -> None:
+    tenant_dir = config.storage.path / "policies"
+    tenant_dir.mkdir(parents=True)
+    (tenant_dir / "acme.toml").write_text("[reports]\nmin_k = 12\n")
+    client = await start()
+    await seed(client)
+    status, body = await get(client, "")
+    assert status == 200 and body["k"] == 12  # the policy's minimum is also the default
+    status, body = await get(client, "k=12")
+    assert status == 200 and body["k"] == 12
+    for raw in ("11", str(MIN_K), "2"):
+        status, body = await get(client, f"k={raw}")
+        assert status == 400, (raw, body)
+        assert body["detail"] == f"k: must be a whole number from 12 to {UINT32_MAX}"
 
 
 async def test_days_are_checked_to_the_range_of_date(start: AppFactory) -> None:
