@@ -74,6 +74,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 def route_of(request: BaseRequest) -> str:
     """The route template, never the raw path: paths of unmatched requests can carry anything."""
+    if not isinstance(request, web.Request):  # the access log is also given bare requests
+        return "<unmatched>"
     try:
         resource = request.match_info.route.resource
     except AssertionError:  # the request failed in the HTTP parser, before routing
