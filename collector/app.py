@@ -40,7 +40,7 @@ from collector.pipeline import Pipeline
 from collector.policies import PolicyChange, PolicyRefused, PolicyStore
 from collector.salts import SWEEP_INTERVAL_S, SaltStore, sweep_forever
 from collector.sink import AsyncSink
-from collector.sink_chdb import ChdbSink
+from collector.storage import open_sink
 
 log = logging.getLogger(__name__)
 SALT_SWEEP_SECONDS = SWEEP_INTERVAL_S
@@ -145,9 +145,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
     loop = asyncio.get_running_loop()
     storage = config.storage
-    sink = await loop.run_in_executor(
-        executor, ChdbSink, storage.chdb_path, storage.database, storage.tmp_path
-    )
+    sink = await loop.run_in_executor(executor, open_sink, storage)
     try:
         applied = await loop.run_in_executor(executor, rollups.migrate, sink)
         if applied:

@@ -8,6 +8,8 @@ import logging
 import shutil
 import ssl
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -18,7 +20,8 @@ from collector.config import ServerConfig, check_transport, load_config
 from collector.errors import CollectorError
 from collector.logs import setup_logging
 from collector.server import serve
-from collector.sink_chdb import ChdbSink
+from collector.sink import Sink
+from collector.storage import open_sink
 
 log = logging.getLogger("collector")
 DEV_KEY_MARKER = "# dev-key-sha256"
@@ -57,26 +60,27 @@ def tls_context(server: ServerConfig) -> ssl.SSLContext | None:
     return context
 
 
-def _open_sink(config_path: str) -> ChdbSink:
-    """The embedded engine of a config, for commands run while the server is not."""
-    s = load_config(Path(config_path)).storage
-    return ChdbSink(s.chdb_path, s.database, s.tmp_path)
+@contextmanager
+def _migrated_sink(config_path: str) -> Iterator[Sink]:
+    """The configured engine, migrated, for commands run while the server is not; closed after."""
+    sink = open_sink(load_config(Path(config_path)).storage)
+    try:
+        rollups.migrate(sink)
+        yield sink
+    finally:
+        sink.close()
 
 
 def _sql(args: argparse.Namespace) -> int:
-    sink = _open_sink(args.config)
-    try:
-        rollups.migrate(sink)
+    with _migrated_sink(args.config) as sink:
         out = sys.stdout.buffer
         for row in sink.query(args.query):
             out.write(orjson.dumps(row) + b"\n")
-    finally:
-        sink.close()
     return 0
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    sink = _open_sink(args.config)
+    sink = open_sink(load_config(Path(args.config)).storage)
     try:
         applied = rollups.migrate(sink)
     finally:
@@ -112,12 +116,8 @@ def _scan_pii(args: argparse.Namespace) -> int:
     from collector.scan_pii import render, scan
 
     samples = Path(args.sample).read_text().splitlines() if args.sample else []
-    sink = _open_sink(args.config)
-    try:
-        rollups.migrate(sink)
+    with _migrated_sink(args.config) as sink:
         findings, scanned = scan(sink, samples)
-    finally:
-        sink.close()
     print(render(findings, scanned))
     return 1 if findings else 0
 
