@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 
+from anonymizer.errors import AnonymizerError
 from collector import rollups
 from collector.auth import hash_key, new_api_key
 from collector.config import ServerConfig, check_transport, load_config
@@ -146,7 +147,10 @@ def _keys(args: argparse.Namespace) -> int:
         elif args.action == "shred":
             if not args.before:
                 raise CollectorError("keys shred needs --before YYYY-MM-DD")
-            before = datetime.strptime(args.before, "%Y-%m-%d").replace(tzinfo=UTC)
+            try:
+                before = datetime.strptime(args.before, "%Y-%m-%d").replace(tzinfo=UTC)
+            except ValueError:
+                raise CollectorError("keys shred --before: must be YYYY-MM-DD") from None
             gone = keys.shred(t, before, current)
             print(
                 f"{t}: shredded {len(gone)} keys"
@@ -210,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except CollectorError as e:
+    except (CollectorError, AnonymizerError) as e:
+        # the one CLI edge: a bad config or policy, the engine refusing, is one line and exit 2
+        # (1 is scan-pii's "found something"); every message names keys and files, not values
         print(f"collector: {e}", file=sys.stderr)
         return 2
