@@ -23,7 +23,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict anonymizer
+	$(BIN)/mypy --strict anonymizer collector
 
 test: lint
 	$(BIN)/python -m pytest

@@ -18,6 +18,7 @@ from anonymizer.consent import CATEGORIES
 from anonymizer.errors import InvalidValueError, RecordInvalid
 from anonymizer.imb import ImbError, parse_imb
 from anonymizer.ip import parse_ip
+from anonymizer.pseudonym import DAY_MS
 from anonymizer.types import (
     AccessRecord,
     ClientIp,
@@ -28,7 +29,6 @@ from anonymizer.types import (
 )
 from anonymizer.url import split_url
 
-DAY_MS = 86_400_000
 DATETIME64_MIN_MS = -2_208_988_800_000  # 1900-01-01T00:00:00Z, the first DateTime64 time
 DATETIME64_MAX_MS = 10_413_791_999_999  # 2299-12-31T23:59:59.999Z, the last
 # `duration_ms` is a Float32 column (max ~3.4e38): a larger value would be stored as +inf. No

@@ -34,13 +34,13 @@ from collector.idempotency import IdempotencyStore
 from collector.keys import KeyStore
 from collector.kinds import KINDS
 from collector.limits import InFlight, RateLimiter
-from collector.metrics import Metrics
+from collector.metrics import Metrics, StateCollector
 from collector.middlewares import PUBLIC_PATHS, Handler, auth_middleware, errors_middleware
 from collector.pipeline import Pipeline
 from collector.policies import PolicyChange, PolicyRefused, PolicyStore
-from collector.salts import SWEEP_INTERVAL_S, SaltStore, sweep_forever
+from collector.salts import SWEEP_INTERVAL_S, SaltStore, sweep_forever, wall_clock_ms
 from collector.sink import AsyncSink
-from collector.sink_chdb import ChdbSink
+from collector.storage import open_sink
 
 log = logging.getLogger(__name__)
 SALT_SWEEP_SECONDS = SWEEP_INTERVAL_S
@@ -145,9 +145,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
     loop = asyncio.get_running_loop()
     storage = config.storage
-    sink = await loop.run_in_executor(
-        executor, ChdbSink, storage.chdb_path, storage.database, storage.tmp_path
-    )
+    sink = await loop.run_in_executor(executor, open_sink, storage)
     try:
         applied = await loop.run_in_executor(executor, rollups.migrate, sink)
         if applied:
@@ -164,7 +162,10 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
             config.idempotency.max_bytes_per_tenant,
             config.idempotency.compact_min_bytes,
         )
+        state = StateCollector(batchers, app[PIPELINE].salts, app[IDEMPOTENCY], wall_clock_ms)
+        app[METRICS].registry.register(state)
         yield
+        app[METRICS].registry.unregister(state)
         await batchers.close(timeout_s=config.server.shutdown_timeout_s)
         app[IDEMPOTENCY].close()
     finally:

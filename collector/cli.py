@@ -8,10 +8,13 @@ import logging
 import shutil
 import ssl
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
 
+from anonymizer.errors import AnonymizerError
 from anonymizer.policy import Policy, default_policy, parse_policy
 from collector import rollups
 from collector.auth import hash_key, new_api_key
@@ -19,7 +22,8 @@ from collector.config import ServerConfig, check_transport, load_config
 from collector.errors import CollectorError
 from collector.logs import setup_logging
 from collector.server import serve
-from collector.sink_chdb import ChdbSink
+from collector.sink import Sink
+from collector.storage import open_sink
 
 log = logging.getLogger("collector")
 DEV_KEY_MARKER = "# dev-key-sha256"
@@ -58,10 +62,15 @@ def tls_context(server: ServerConfig) -> ssl.SSLContext | None:
     return context
 
 
-def _open_sink(config_path: str) -> ChdbSink:
-    """The embedded engine of a config, for commands run while the server is not."""
-    s = load_config(Path(config_path)).storage
-    return ChdbSink(s.chdb_path, s.database, s.tmp_path)
+@contextmanager
+def _migrated_sink(config_path: str) -> Iterator[Sink]:
+    """The configured engine, migrated, for commands run while the server is not; closed after."""
+    sink = open_sink(load_config(Path(config_path)).storage)
+    try:
+        rollups.migrate(sink)
+        yield sink
+    finally:
+        sink.close()
 
 
 def _base_policy(config_path: str) -> Policy:
@@ -71,19 +80,15 @@ def _base_policy(config_path: str) -> Policy:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    sink = _open_sink(args.config)
-    try:
-        rollups.migrate(sink)
+    with _migrated_sink(args.config) as sink:
         out = sys.stdout.buffer
         for row in sink.query(args.query):
             out.write(orjson.dumps(row) + b"\n")
-    finally:
-        sink.close()
     return 0
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    sink = _open_sink(args.config)
+    sink = open_sink(load_config(Path(args.config)).storage)
     try:
         applied = rollups.migrate(sink)
     finally:
@@ -120,12 +125,8 @@ def _scan_pii(args: argparse.Namespace) -> int:
 
     samples = Path(args.sample).read_text().splitlines() if args.sample else []
     policy = _base_policy(args.config)
-    sink = _open_sink(args.config)
-    try:
-        rollups.migrate(sink)
+    with _migrated_sink(args.config) as sink:
         findings, scanned = scan(sink, samples, policy)
-    finally:
-        sink.close()
     print(render(findings, scanned))
     return 1 if findings else 0
 
@@ -154,7 +155,10 @@ def _keys(args: argparse.Namespace) -> int:
         elif args.action == "shred":
             if not args.before:
                 raise CollectorError("keys shred needs --before YYYY-MM-DD")
-            before = datetime.strptime(args.before, "%Y-%m-%d").replace(tzinfo=UTC)
+            try:
+                before = datetime.strptime(args.before, "%Y-%m-%d").replace(tzinfo=UTC)
+            except ValueError:
+                raise CollectorError("keys shred --before: must be YYYY-MM-DD") from None
             gone = keys.shred(t, before, current)
             print(
                 f"{t}: shredded {len(gone)} keys"
@@ -218,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except CollectorError as e:
+    except (CollectorError, AnonymizerError) as e:
+        # the one CLI edge: a bad config or policy, the engine refusing, is one line and exit 2
+        # (1 is scan-pii's "found something"); every message names keys and files, not values
         print(f"collector: {e}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.errors import ConfigError
+from collector.storage import check_engine
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -230,9 +231,7 @@ def parse_config(text: str, base: Path) -> Config:
         raise ConfigError("server.max_inflight_per_tenant: must not exceed max_inflight_requests")
     if (server_cfg.tls_cert is None) != (server_cfg.tls_key is None):
         raise ConfigError("server.tls_cert and server.tls_key: set both, or neither")
-    engine = _str(storage, "storage.engine", "embedded")
-    if engine != "embedded":
-        raise ConfigError('storage.engine: must be "embedded" (the only engine in this version)')
+    engine = check_engine(_str(storage, "storage.engine", "embedded"))
     database = _str(storage, "storage.database", "telemetry")
     if not DATABASE.match(database):
         raise ConfigError("storage.database: must be letters, digits and _ (max 63)")

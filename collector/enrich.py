@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import maxminddb
 import ua_parser
@@ -103,19 +103,24 @@ class GeoIp:
             return UNKNOWN_GEO
         if not isinstance(hit, dict):
             return UNKNOWN_GEO
-        country = hit.get("country") or hit.get("registered_country") or {}
-        subdivisions = hit.get("subdivisions") or [{}]
-        city = hit.get("city") or {}
+        country = _table(hit.get("country")) or _table(hit.get("registered_country"))
+        subdivisions = hit.get("subdivisions")
+        region = _table(subdivisions[0]) if isinstance(subdivisions, list) and subdivisions else {}
         return GeoInfo(
             country=str(country.get("iso_code", "")),
-            region=str(subdivisions[0].get("iso_code", "")),
-            city=str((city.get("names") or {}).get("en", "")),
+            region=str(region.get("iso_code", "")),
+            city=str(_table(_table(hit.get("city")).get("names")).get("en", "")),
         )
 
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+
+def _table(value: object) -> dict[str, Any]:
+    """A map of the database's record, or {} where the database has something else."""
+    return cast(dict[str, Any], value) if isinstance(value, dict) else {}
 
 
 class Enricher:

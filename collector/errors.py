@@ -3,6 +3,8 @@ messages name fields and reasons, never the raw values that were sent."""
 
 from __future__ import annotations
 
+from anonymizer import PolicyError
+
 
 class CollectorError(Exception):
     """Base class for every error the collector raises on purpose."""
@@ -22,6 +24,15 @@ class SinkUnavailable(SinkError):
 
 class MigrationError(SinkError):
     """A schema migration failed; the service does not start on a half-migrated schema."""
+
+
+class PolicyRefused(CollectorError):
+    """A policy file or body that cannot be put in force; names the file, key and line."""
+
+    def __init__(self, where: str, error: PolicyError | str) -> None:
+        self.where = where
+        self.error = error
+        super().__init__(f"{where}: {error}")
 
 
 class HttpError(CollectorError):

@@ -12,12 +12,11 @@ from aiohttp import web
 from anonymizer.errors import RecordInvalid
 from collector import otlp
 from collector.appkeys import BATCHERS, CONFIG, IDEMPOTENCY, METRICS, PIPELINE, RATES, TENANT
-from collector.batcher import Batcher
 from collector.body import BodyLimits, read_body
 from collector.decode import JSON_VALUES_PER_RECORD, Failed, Item, format_for
 from collector.idempotency import Answer
 from collector.kinds import KINDS, OTLP_UNMAPPED, Kind
-from collector.metrics import Family
+from collector.metrics import CONTENT_TYPE
 from collector.metrics_access import visible_tenants
 from collector.middlewares import route_of
 from collector.pipeline import Outcome, Run
@@ -160,41 +159,7 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "queued_rows": queued})
 
 
-def _background_families(request: web.Request) -> list[Family]:
-    """Failures of the background tasks: the batchers (one per table) and the salt sweep."""
-    tables = request.app[BATCHERS].by_table.values()
-    salts = request.app[PIPELINE].salts
-
-    def per_table(value: Callable[[Batcher], float]) -> dict[str, float]:
-        return {f'table="{b.table}"': value(b) for b in tables}
-
-    tasks = {f'task="batcher-{b.table}"': float(b.failed_batches + b.task_errors) for b in tables}
-    tasks['task="salt-sweep"'] = salts.sweep_errors
-    return [
-        ("collector_background_errors_total", "counter", tasks),
-        ("collector_insert_errors_total", "counter", per_table(lambda b: b.insert_errors)),
-        ("collector_storage_failing", "gauge", per_table(lambda b: int(b.failing is not None))),
-        ("collector_salt_sweep_errors_total", "counter", {"": salts.sweep_errors}),
-        ("collector_salt_sweep_failing", "gauge", {"": int(salts.sweep_failing is not None)}),
-        ("collector_salts_overdue", "gauge", {"": len(salts.overdue(wall_clock_ms()))}),
-        ("collector_salts_destroyed_total", "counter", {"": salts.destroyed_total}),
-    ]
-
-
 async def metrics(request: web.Request) -> web.Response:
     """Public aggregates; per-tenant series only for a caller allowed to see them."""
-    tenants = visible_tenants(request)
-    batchers = request.app[BATCHERS]
-    idempotency = request.app[IDEMPOTENCY]
-    text = request.app[METRICS].render(
-        {
-            "collector_queued_rows": batchers.queued_rows,
-            "collector_flushed_batches": batchers.flushed_batches,
-            "collector_idempotency_file_bytes": idempotency.file_bytes,
-            "collector_idempotency_live_bytes": idempotency.live_bytes,
-            "collector_idempotency_evicted_keys": idempotency.evicted,
-        },
-        _background_families(request),
-        tenants,
-    )
-    return web.Response(text=text, content_type="text/plain")
+    body = request.app[METRICS].render(visible_tenants(request))
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

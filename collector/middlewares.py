@@ -1,8 +1,9 @@
 """Errors as JSON, and access control on every route that is not explicitly public.
 
-Every error body comes from `error_response`: `{"error": ..., "detail": ...}`. Unexpected
-exceptions are logged by type and traceback only (their messages may quote input) and answered
-as a bare 500.
+Every error body comes from `error_response`: `{"error": ..., "detail": ...}`. Each dependency's
+errors are translated here, once, for every handler: the storage engine failing (`SinkError`) or
+the disk under our files (`OSError`) is a 503 with Retry-After. Unexpected exceptions are logged
+by type and traceback only (their messages may quote input) and answered as a bare 500.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
 from collector.appkeys import AUTH, TENANT
-from collector.errors import HttpError
+from collector.errors import HttpError, SinkError
 from collector.failures import describe
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         # the client went away mid-request (aiohttp fails the body read): nobody reads this
         # answer and nothing went wrong here, so nothing is logged
         return error_response(400, "bad request", "connection lost")
-    except OSError as e:
-        # a full or read-only disk, too many open files: not the request's fault, and it may
-        # succeed later (the scratch folder, a salt or key file, the idempotency log)
+    except (OSError, SinkError) as e:
+        # the engine refusing a statement, a full or read-only disk, too many open files: not the
+        # request's fault, and it may succeed later (the engine, the scratch folder, a salt or
+        # key file, the idempotency log); logged by kind only (`describe`), never the message
         log.error("%s on %s %s", describe(e), request.method, route_of(request))
         return error_response(503, "service unavailable", "storage is failing", retry_after=5)
     except Exception as e:
@@ -74,6 +76,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 def route_of(request: BaseRequest) -> str:
     """The route template, never the raw path: paths of unmatched requests can carry anything."""
+    if not isinstance(request, web.Request):  # the access log is also given bare requests
+        return "<unmatched>"
     try:
         resource = request.match_info.route.resource
     except AssertionError:  # the request failed in the HTTP parser, before routing

@@ -18,6 +18,9 @@ from pathlib import Path
 
 from anonymizer import Policy, PolicyError, parse_policy
 from anonymizer.policy import diff_settings
+from collector.errors import PolicyRefused
+
+__all__ = ["PendingReload", "PolicyChange", "PolicyRefused", "PolicyStore"]
 
 DEFAULT_TEXT = "version = 1\n"
 
@@ -30,15 +33,6 @@ class PolicyChange:
     old_version: int
     new_version: int
     diff: str  # one `key: old -> new` line per changed setting
-
-
-class PolicyRefused(Exception):
-    """A policy file or body that cannot be put in force; names the file, key and line."""
-
-    def __init__(self, where: str, error: PolicyError | str) -> None:
-        self.where = where
-        self.error = error
-        super().__init__(f"{where}: {error}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,13 +17,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from anonymizer.policy import policy_settings
 from collector.appkeys import DB, METRICS, PIPELINE, TENANT
-from collector.errors import (
-    BadRequest,
-    PayloadTooLarge,
-    ServiceUnavailable,
-    SinkError,
-    UnprocessableEntity,
-)
+from collector.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
 from collector.params import check_names
 from collector.policies import PolicyChange, PolicyRefused
 
@@ -142,10 +136,7 @@ async def put_policy(request: web.Request) -> web.Response:
                 f"policy refused, the policy in force stays: {e.error}"
             ) from None
         # audited before it takes effect: a change that cannot be audited does not happen
-        try:
-            await write_audit(request.app, [change], tenant.key_id, "api")
-        except SinkError:
-            raise ServiceUnavailable("storage is failing", retry_after=5) from None
+        await write_audit(request.app, [change], tenant.key_id, "api")
         try:
             store.put_override(tenant.id, text)
         except PolicyRefused as e:

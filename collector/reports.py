@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from collector.appkeys import DB, PIPELINE, TENANT
-from collector.errors import BadRequest, NotFound, ServiceUnavailable, SinkError
+from collector.errors import BadRequest, NotFound
 from collector.params import DATE_MIN, UINT32_MAX, check_names, day, uint
 
 # the k-anonymity floor: no report shows a group of fewer distinct subjects, whatever k is asked
@@ -119,10 +119,7 @@ async def get_report(request: web.Request) -> web.Response:
         "to": to.isoformat(),
         "k": k,
     }
-    try:
-        rows = await request.app[DB].query(report_sql(report), params)
-    except SinkError:
-        raise ServiceUnavailable("storage is failing", retry_after=5) from None
+    rows = await request.app[DB].query(report_sql(report), params)
     for row in rows:
         for c in report.quantiles:
             p50, p90, p99 = row.pop(c)

@@ -43,7 +43,7 @@ _TMP = ".salt.tmp-"  # a salt being written: `<day>.salt.tmp-<random>`
 
 
 def _day_name(day: int) -> str:
-    return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(day * DAY_MS // 1000, UTC).strftime("%Y-%m-%d")
 
 
 def _day_of(name: str) -> int | None:
@@ -52,7 +52,7 @@ def _day_of(name: str) -> int | None:
         day = datetime.strptime(name[:10], "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         return None
-    return int(day.timestamp()) // 86_400
+    return int(day.timestamp() * 1000) // DAY_MS
 
 
 def _destroy_at(day: int) -> int:

@@ -21,7 +21,7 @@ from anonymizer.imb import ImbError, parse_imb
 from anonymizer.pseudonym import pseudonymize
 from collector import rollups
 from collector.appkeys import DB, PIPELINE, TENANT
-from collector.errors import BadRequest, ServiceUnavailable, SinkError
+from collector.errors import BadRequest
 from collector.params import check_names
 
 log = logging.getLogger(__name__)
@@ -87,17 +87,14 @@ async def export_subject(request: web.Request) -> web.Response:
     params = {"tenant": request[TENANT].id, "ps": pseudonyms}
     tables: dict[str, list[dict[str, Any]]] = {}
     truncated = False
-    try:
-        for col in SUBJECT_COLUMNS[field] if pseudonyms else ():
-            rows = await request.app[DB].query(
-                f"SELECT * FROM `{col.table}` WHERE {_where(col)} ORDER BY time "
-                f"LIMIT {MAX_EXPORT_ROWS + 1}",
-                params,
-            )
-            truncated |= len(rows) > MAX_EXPORT_ROWS
-            tables.setdefault(col.table, []).extend(rows[:MAX_EXPORT_ROWS])
-    except SinkError:
-        raise ServiceUnavailable("storage is failing", retry_after=5) from None
+    for col in SUBJECT_COLUMNS[field] if pseudonyms else ():
+        rows = await request.app[DB].query(
+            f"SELECT * FROM `{col.table}` WHERE {_where(col)} ORDER BY time "
+            f"LIMIT {MAX_EXPORT_ROWS + 1}",
+            params,
+        )
+        truncated |= len(rows) > MAX_EXPORT_ROWS
+        tables.setdefault(col.table, []).extend(rows[:MAX_EXPORT_ROWS])
     body: dict[str, Any] = {
         "subject": field,
         "epochs_searched": epochs,
@@ -115,24 +112,19 @@ async def delete_subject(request: web.Request) -> web.Response:
     params = {"tenant": request[TENANT].id, "ps": pseudonyms}
     deleted: dict[str, int] = {}
     remaining = 0
-    try:
-        for col in SUBJECT_COLUMNS[field] if pseudonyms else ():
-            db = request.app[DB]
-            count = f"SELECT count() AS n FROM `{col.table}` WHERE {_where(col)}"
-            before = int((await db.query(count, params))[0]["n"])
-            if before:
-                found = (
-                    f"SELECT DISTINCT toDate(time) AS day FROM `{col.table}` WHERE {_where(col)}"
-                )
-                days = [str(r["day"]) for r in await db.query(found, params)]
-                await db.query(f"DELETE FROM `{col.table}` WHERE {_where(col)}", params)
-                # the rollups' sketches of those days still count the subject: rebuild them
-                await db.run(rollups.rebuild_days, db.sink, col.table, request[TENANT].id, days)
-            after = int((await db.query(count, params))[0]["n"])
-            deleted[col.table] = deleted.get(col.table, 0) + before - after
-            remaining += after
-    except SinkError:
-        raise ServiceUnavailable("storage is failing; retry the deletion", retry_after=5) from None
+    for col in SUBJECT_COLUMNS[field] if pseudonyms else ():
+        db = request.app[DB]
+        count = f"SELECT count() AS n FROM `{col.table}` WHERE {_where(col)}"
+        before = int((await db.query(count, params))[0]["n"])
+        if before:
+            found = f"SELECT DISTINCT toDate(time) AS day FROM `{col.table}` WHERE {_where(col)}"
+            days = [str(r["day"]) for r in await db.query(found, params)]
+            await db.query(f"DELETE FROM `{col.table}` WHERE {_where(col)}", params)
+            # the rollups' sketches of those days still count the subject: rebuild them
+            await db.run(rollups.rebuild_days, db.sink, col.table, request[TENANT].id, days)
+        after = int((await db.query(count, params))[0]["n"])
+        deleted[col.table] = deleted.get(col.table, 0) + before - after
+        remaining += after
     log.info(
         "subject deletion for tenant %s (%s): %d rows deleted, %d remaining",
         request[TENANT].id, field, sum(deleted.values()), remaining,

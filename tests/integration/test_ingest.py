@@ -156,7 +156,7 @@ async def test_mixed_batch_keeps_good_records(start: AppFactory) -> None:
         {"path": "/ok2"},
     ]
     metrics = await (await client.get("/metrics")).text()
-    assert 'collector_records_rejected_total{kind="access_log",field="ip"} 1' in metrics
+    assert 'collector_records_rejected_total{field="ip",kind="access_log"} 1' in metrics
     assert 'collector_records_accepted_total{kind="access_log"} 2' in metrics
 
 

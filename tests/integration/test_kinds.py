@@ -102,7 +102,7 @@ async def test_events_properties_and_consent(start: AppFactory) -> None:
         assert raw not in blob
     metrics = await (await client.get("/metrics", headers=auth(ADMIN_KEY))).text()
     assert (
-        'collector_tenant_records_consent_limited_total{tenant="acme",kind="event",reason="gpc"} 1'
+        'collector_tenant_records_consent_limited_total{kind="event",reason="gpc",tenant="acme"} 1'
         in metrics
     )
 

@@ -64,8 +64,8 @@ async def test_operator_token_sees_every_tenant(start: AppFactory, config: Confi
     status, text = await scrape(client, METRICS_TOKEN)
     assert status == 200
     per_tenant = "collector_tenant_records_consent_limited_total"
-    assert f'{per_tenant}{{tenant="acme",kind="event",reason="gpc"}} 2' in text
-    assert f'{per_tenant}{{tenant="globex",kind="event",reason="gpc"}} 3' in text
+    assert f'{per_tenant}{{kind="event",reason="gpc",tenant="acme"}} 2' in text
+    assert f'{per_tenant}{{kind="event",reason="gpc",tenant="globex"}} 3' in text
 
 
 async def test_a_tenant_key_sees_its_own_tenant_only(start: AppFactory, config: Config) -> None:
@@ -91,3 +91,38 @@ async def test_other_credentials_are_refused_not_downgraded(
         assert key not in str(body)
     r = await client.get("/metrics", headers={"Authorization": "Basic dXNlcjpwYXNz"})
     assert r.status == 401 and "dXNlcjpwYXNz" not in await r.text()
+
+
+FAMILIES = {  # every family the service exposes, named as before prometheus_client
+    "counter": [
+        "collector_records_received_total", "collector_records_accepted_total",
+        "collector_records_rejected_total", "collector_fields_dropped_total",
+        "collector_records_consent_limited_total", "collector_policy_reloads_total",
+        "collector_tenant_records_consent_limited_total", "collector_background_errors_total",
+        "collector_insert_errors_total", "collector_salt_sweep_errors_total",
+        "collector_salts_destroyed_total",
+    ],
+    "gauge": [
+        "collector_queued_rows", "collector_flushed_batches", "collector_idempotency_file_bytes",
+        "collector_idempotency_live_bytes", "collector_idempotency_evicted_keys",
+        "collector_storage_failing", "collector_salt_sweep_failing", "collector_salts_overdue",
+    ],
+}  # fmt: skip
+
+
+async def test_every_family_has_help_and_type_and_its_name(
+    start: AppFactory, config: Config
+) -> None:
+    client = await started(start, config)
+    status, text = await scrape(client, METRICS_TOKEN)
+    assert status == 200
+    lines = text.splitlines()
+    types = dict(ln.split()[2:4] for ln in lines if ln.startswith("# TYPE "))
+    helps = [ln.split()[2] for ln in lines if ln.startswith("# HELP ")]
+    assert sorted(helps) == sorted(types)
+    assert {kind: sorted(n for n, k in types.items() if k == kind) for kind in FAMILIES} == {
+        kind: sorted(names) for kind, names in FAMILIES.items()
+    }
+    for line in lines:  # every sample belongs to a described family
+        if line and not line.startswith("#"):
+            assert re.split(r"[{ ]", line, maxsplit=1)[0] in types, line

@@ -95,8 +95,8 @@ async def test_sdk_exporter_end_to_end(start: AppFactory) -> None:
     for raw in ("olga", "203.0.113.77", "sess-1", "dev-olga-1", TRACKING_ROUTING):
         assert raw not in blob
     metrics = await (await client.get("/metrics")).text()
-    assert 'collector_records_rejected_total{kind="otlp_unmapped",field=""} 1' in metrics
-    assert 'collector_records_rejected_total{kind="mail_scan",field="imb"} 1' in metrics
+    assert 'collector_records_rejected_total{field="",kind="otlp_unmapped"} 1' in metrics
+    assert 'collector_records_rejected_total{field="imb",kind="mail_scan"} 1' in metrics
 
 
 async def test_partial_success_in_otlp_json(start: AppFactory) -> None:
