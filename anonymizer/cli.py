@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from anonymizer.ddl import SchemaMismatch
 from anonymizer.errors import AnonymizerError, PolicyError, RecordInvalid
 from anonymizer.explain import (
     explain,
@@ -22,7 +23,7 @@ from anonymizer.explain import (
     to_json,
 )
 from anonymizer.policy import Policy, parse_policy
-from anonymizer.privacy_doc import SchemaMismatch, render_privacy_doc
+from anonymizer.privacy_doc import render_privacy_doc
 from anonymizer.rules import KIND_NAMES, KindName
 
 

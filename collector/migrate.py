@@ -1,7 +1,8 @@
 """Numbered schema migrations from `sql/`, recorded in `schema_migrations`.
 
 The same files run on chDB and on a ClickHouse server. Each file may hold several statements
-separated by `;` at the end of a line.
+separated by `;`; they are split by `anonymizer.sql_text` (quotes and comments honoured), the
+splitter the privacy doc reads the schema with, so both see the same statements.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from anonymizer.sql_text import split_statements
 from collector.errors import MigrationError, SinkError
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -33,11 +35,6 @@ class Migration:
     version: int
     name: str
     statements: tuple[str, ...]
-
-
-def split_statements(sql: str) -> list[str]:
-    text = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
-    return [s.strip() for s in re.split(r";\s*(?:\n|$)", text) if s.strip()]
 
 
 def discover(sql_dir: Path = SQL_DIR) -> list[Migration]:

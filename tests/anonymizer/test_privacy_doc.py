@@ -5,27 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from anonymizer.ddl import SchemaMismatch, parse_schema, parse_views
 from anonymizer.policy import parse_policy
-from anonymizer.privacy_doc import (
-    REGENERATE,
-    SchemaMismatch,
-    check_schema,
-    derived_from,
-    parse_schema,
-    parse_views,
-    render_privacy_doc,
-)
-from anonymizer.rules import (
-    KINDS,
-    OTHER_COLUMNS,
-    RECORD_TABLES,
-    ROLLUP_COLUMNS,
-    ROLLUP_OPERATIONS,
-    ROLLUPS,
-    STAMPED,
-    rollup_columns,
-    rules_for,
-)
+from anonymizer.privacy_doc import REGENERATE, render_privacy_doc
+from anonymizer.rules import ROLLUPS, rollup_columns
+from anonymizer.schema_check import check_schema, derived_from
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = parse_policy((REPO / "policy.toml").read_text())
@@ -51,69 +35,12 @@ def test_every_column_of_every_table_is_documented() -> None:
             assert f"| `{column.name}` | `{column.type}` |" in section, (table.name, column.name)
 
 
-def test_every_rule_column_is_in_the_schema() -> None:
-    tables = parse_schema(sql_texts())
-    for kind in KINDS.values():
-        columns = {c.name for c in tables[kind.table].columns}
-        for rule in rules_for(kind.name):
-            assert set(rule.columns) <= columns, rule.label
-        assert {s.column for s in STAMPED} <= columns
-    for c in OTHER_COLUMNS:
-        for t in c.tables:
-            assert c.column in {col.name for col in tables[t].columns}
-
-
 def test_doc_follows_the_policy() -> None:
     strict = parse_policy((REPO / "testdata" / "policies" / "valid_strict.toml").read_text())
     doc = render_privacy_doc(strict, sql_texts())
     assert "`session_id` not listed in `identifiers.fields`" in doc
     assert "`ip.ipv4_prefix = 16`" in doc
     assert "- `access_log`: `session_id`: session_id is not in identifiers.fields" in doc
-
-
-SCHEMA = """
--- Things, with a comment; and a ";" in it.
-CREATE TABLE IF NOT EXISTS db.`things`
-(
-    -- an inline comment
-    id UInt64,
-    at DateTime64(3, 'UTC'),
-    tags Map(LowCardinality(String), String) DEFAULT map(),
-    note String COMMENT 'a, b (c)',
-    INDEX idx_note note TYPE bloom_filter GRANULARITY 1
-)
-ENGINE = MergeTree ORDER BY (id);
-CREATE MATERIALIZED VIEW IF NOT EXISTS things_mv TO other AS SELECT id FROM things;
-"""
-ALTER = """
--- Later columns.
-ALTER TABLE things ADD COLUMN IF NOT EXISTS visitor_id String AFTER id,
-    ADD COLUMN first_one UInt8 FIRST;
-ALTER TABLE things ADD COLUMN IF NOT EXISTS id String;
-ALTER TABLE things DROP COLUMN IF EXISTS note;
-ALTER TABLE things MODIFY COLUMN at DateTime64(6, 'UTC');
-ALTER TABLE things ADD COLUMN last Nullable(Float32) DEFAULT NULL
-"""
-
-
-def test_parse_schema() -> None:
-    tables = parse_schema({"0002_alter.sql": ALTER, "0001_things.sql": SCHEMA})
-    assert list(tables) == ["things"]
-    t = tables["things"]
-    assert t.comment == 'Things, with a comment; and a ";" in it.'
-    assert [(c.name, c.type, c.migration) for c in t.columns] == [
-        ("first_one", "UInt8", "0002_alter.sql"),
-        ("id", "UInt64", "0001_things.sql"),
-        ("visitor_id", "String", "0002_alter.sql"),
-        ("at", "DateTime64(6, 'UTC')", "0002_alter.sql"),
-        ("tags", "Map(LowCardinality(String), String)", "0001_things.sql"),
-        ("last", "Nullable(Float32)", "0002_alter.sql"),
-    ]
-
-
-def test_alter_before_create_is_an_error() -> None:
-    with pytest.raises(SchemaMismatch, match="ALTER TABLE things before CREATE TABLE"):
-        parse_schema({"0001.sql": ALTER})
 
 
 def test_a_column_without_a_rule_stops_the_doc() -> None:
@@ -142,16 +69,6 @@ def test_a_table_without_rules_stops_the_doc() -> None:
 
 
 # --- rollups: derived tables, checked against the views that fill them -------------------------
-
-
-def test_every_rollup_rule_is_complete() -> None:
-    for r in ROLLUPS.values():
-        assert r.source in RECORD_TABLES, r.table  # made from anonymized rows only
-    for c in ROLLUP_COLUMNS:
-        assert c.table in ROLLUPS and c.operation in ROLLUP_OPERATIONS, (c.table, c.column)
-        assert c.how and c.why.endswith("."), (c.table, c.column)
-        assert c.sources or c.operation == "counted", (c.table, c.column)
-    assert len({(c.table, c.column) for c in ROLLUP_COLUMNS}) == len(ROLLUP_COLUMNS)
 
 
 def test_rollup_section_lists_every_rollup_column_and_its_source() -> None:
@@ -190,106 +107,3 @@ def test_views_are_derivations_not_tables() -> None:
     doc = render_privacy_doc(POLICY, sql_texts())
     for view in views:
         assert f"## `{view}`" not in doc
-
-
-def test_parse_views() -> None:
-    views = parse_views({"0001_things.sql": SCHEMA})
-    assert list(views) == ["things_mv"]
-    v = views["things_mv"]
-    assert (v.target, v.source, v.group_by) == ("other", "things", ())
-    assert dict(v.columns) == {"id": "id"}
-    modify = """ALTER TABLE things_mv MODIFY QUERY
-        SELECT toDate(at) AS day, count() AS n, 'a, b' AS `tag` FROM db.things GROUP BY day;"""
-    v = parse_views({"0001_things.sql": SCHEMA, "0002.sql": modify})["things_mv"]
-    assert (v.target, v.source, v.group_by) == ("other", "things", ("day",))
-    assert v.migration == "0002.sql"
-    assert dict(v.columns) == {"day": "toDate(at)", "n": "count()", "tag": "'a, b'"}
-    assert parse_views({"0001_things.sql": SCHEMA, "0002.sql": "DROP VIEW things_mv"}) == {}
-    join = "CREATE MATERIALIZED VIEW j TO t AS SELECT a FROM x JOIN y USING (a)"
-    assert parse_views({"1.sql": join})["j"].source == ""
-    plain = "CREATE VIEW p AS SELECT a FROM x"  # stores nothing: neither a table nor a derivation
-    assert parse_views({"1.sql": plain}) == {} and parse_schema({"1.sql": plain}) == {}
-
-
-def _rollup_sql(old: str, new: str) -> dict[str, str]:
-    text = sql_texts()["0008_rollups.sql"]
-    assert old in text
-    return {**sql_texts(), "0008_rollups.sql": text.replace(old, new)}
-
-
-def _mismatch(sql: dict[str, str]) -> str:
-    with pytest.raises(SchemaMismatch) as e:
-        render_privacy_doc(POLICY, sql)
-    return str(e.value)
-
-
-def test_a_rollup_column_without_a_rule_stops_the_doc() -> None:
-    extra = "ALTER TABLE access_daily ADD COLUMN referrer_host LowCardinality(String);"
-    message = _mismatch({**sql_texts(), "0099_referrer.sql": extra})
-    assert "0099_referrer.sql: column access_daily.referrer_host has no rule" in message
-
-
-def test_a_rollup_rule_without_a_column_stops_the_doc() -> None:
-    message = _mismatch(
-        {**sql_texts(), "0099_zip3.sql": "ALTER TABLE mail_daily DROP COLUMN zip3;"}
-    )
-    assert "anonymizer/rules.py names column mail_daily.zip3, which the SQL lacks" in message
-
-
-def test_a_rollup_computed_from_another_column_stops_the_doc() -> None:
-    message = _mismatch(
-        _rollup_sql("left(routing_zip, 3) AS zip3", "left(facility_zip, 3) AS zip3")
-    )
-    assert (
-        "0008_rollups.sql: view mail_daily_mv computes mail_daily.zip3 from facility_zip of "
-        "mail_scans; anonymizer/rules.py says routing_zip"
-    ) in message
-
-
-def test_a_rollup_that_stores_the_ids_stops_the_doc() -> None:
-    sql = _rollup_sql(
-        "uniqCombined64State(nullIf(visitor_id, '')) AS visitors",
-        "groupUniqArrayState(nullIf(visitor_id, '')) AS visitors",
-    )
-    message = _mismatch(sql)
-    assert (
-        "view access_daily_mv computes access_daily.visitors as "
-        "groupUniqArrayState(nullIf(visitor_id, '')); anonymizer/rules.py says it is sketched "
-        "(uniqCombined64)"
-    ) in message
-    sql = _rollup_sql(
-        "visitors AggregateFunction(uniqCombined64, Nullable(String))",
-        "visitors AggregateFunction(groupUniqArray, Nullable(String))",
-    )
-    assert "column access_daily.visitors is AggregateFunction(groupUniqArray" in _mismatch(sql)
-
-
-def test_a_rollup_group_key_must_be_grouped_by() -> None:
-    sql = _rollup_sql(
-        "GROUP BY tenant_id, day, mailer_id, zip3, event, retention_days",
-        "GROUP BY tenant_id, day, mailer_id, event, retention_days",
-    )
-    assert "computes mail_daily.zip3 as left(routing_zip, 3)" in _mismatch(sql)
-
-
-@pytest.mark.parametrize(
-    ("sql", "message"),
-    [
-        ("CREATE MATERIALIZED VIEW copy_mv TO access_log AS SELECT * FROM access_log",
-         "0099.sql: materialized view copy_mv writes to access_log, which is not a rollup"),
-        ("CREATE MATERIALIZED VIEW hits ENGINE = MergeTree ORDER BY tuple() AS SELECT ip_prefix "
-         "FROM access_log", "0099.sql: materialized view hits keeps rows in a table of its own"),
-        ("CREATE MATERIALIZED VIEW more_mv TO events_daily AS SELECT tenant_id FROM usage_events",
-         "materialized view more_mv writes to events_daily, which anonymizer/rules.py says only "
-         "events_daily_mv fills"),
-        ("DROP VIEW events_daily_mv",
-         "anonymizer/rules.py says view events_daily_mv fills rollup events_daily, which the SQL "
-         "lacks"),
-        ("ALTER TABLE mail_daily_mv MODIFY QUERY SELECT tenant_id FROM mail_scans AS m JOIN x "
-         "USING (tenant_id)",
-         "0099.sql: view mail_daily_mv reads something other than one table (a join, subquery, "
-         "union or CTE); anonymizer/rules.py says rollup mail_daily is made from mail_scans"),
-    ],
-)  # fmt: skip
-def test_a_view_the_rules_do_not_describe_stops_the_doc(sql: str, message: str) -> None:
-    assert message in _mismatch({**sql_texts(), "0099.sql": sql})

@@ -1,0 +1,160 @@
+"""SQL as text: the one statement splitter, and the quote-aware helpers the DDL reader uses.
+
+The migrator (`collector/migrate.py`) runs the statements this module finds, and the privacy
+doc (`anonymizer/ddl.py`) reads the same statements, so the two can never disagree about what a
+statement is. A `;` ends a statement only outside quotes ('...', "...", `...`, with backslash
+escapes; a doubled quote closes and reopens, which splits the same) and outside comments
+(`-- ...`, `# ...` and `#!...` to the end of the line; `/* ... */`, nested as ClickHouse nests
+them). Comments are left out of the statements. Pure text: no I/O, no engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+QUOTES = "'\"`"
+
+
+def statements(sql: str) -> Iterator[tuple[str, str]]:
+    """(leading comment, statement) pairs, in order. The leading comment is the text of the
+    `--` comments before the statement's first token, joined by spaces (a table's description
+    in our migrations); comments inside a statement are dropped."""
+    comment: list[str] = []
+    text: list[str] = []
+    i, n = 0, len(sql)
+    quote = ""
+    while i < n:
+        c = sql[i]
+        if quote:
+            text.append(c)
+            if c == "\\" and i + 1 < n:
+                text.append(sql[i + 1])
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in QUOTES:
+            quote = c
+            text.append(c)
+        elif sql.startswith(("--", "# ", "#!"), i):  # ClickHouse: `#c` is no comment
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            if not "".join(text).strip():
+                comment.append(sql[i:end].lstrip("-#").strip())
+            i = end
+            continue
+        elif sql.startswith("/*", i):
+            i = _block_comment_end(sql, i)
+            text.append(" ")  # `a/**/b` is two tokens
+            continue
+        elif c == ";":
+            statement = "".join(text).strip()
+            if statement:
+                yield " ".join(comment).strip(), statement
+            comment, text = [], []
+        else:
+            text.append(c)
+        i += 1
+    statement = "".join(text).strip()
+    if statement:
+        yield " ".join(comment).strip(), statement
+
+
+def _block_comment_end(sql: str, start: int) -> int:
+    """The index after the `/* ... */` at `start`; ClickHouse nests them, so do we."""
+    depth, i = 0, start
+    while i < len(sql):
+        if sql.startswith("/*", i):
+            depth, i = depth + 1, i + 2
+        elif sql.startswith("*/", i):
+            depth, i = depth - 1, i + 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return len(sql)
+
+
+def split_statements(sql: str) -> list[str]:
+    """The statements of a migration file, without comments, each ready to execute."""
+    return [statement for _, statement in statements(sql)]
+
+
+def split(text: str, sep: str = ",") -> list[str]:
+    """Split at `sep` outside parentheses and quotes (" ": any run of whitespace); the parts
+    stripped, empty ones dropped."""
+    parts: list[str] = []
+    depth, quote, start = 0, "", 0
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in QUOTES:
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif depth == 0 and (c == sep or (sep == " " and c.isspace())):
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def unquote(name: str) -> str:
+    """`db`.`t`, "t" or db.t -> t."""
+    return name.rsplit(".", 1)[-1].strip('`"')
+
+
+def parenthesized(rest: str) -> tuple[str, str] | None:
+    """The text inside the balanced parentheses `rest` starts with, and what follows; ("",
+    rest) when it does not start with one; None when they never close."""
+    if not rest.startswith("("):
+        return "", rest
+    depth, quote, escaped = 0, "", False
+    for i, c in enumerate(rest):
+        if quote:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == quote:
+                quote = ""
+        elif c in QUOTES:
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return rest[1:i], rest[i + 1 :]
+    return None
+
+
+def top_level(text: str) -> list[bool]:
+    """For each character of `text`: is it outside parentheses and quotes?"""
+    out: list[bool] = []
+    depth, quote, escaped = 0, "", False
+    for c in text:
+        if quote:
+            out.append(False)
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == quote:
+                quote = ""
+            continue
+        if c in QUOTES:
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        out.append(depth == 0 and not quote and c not in "()")
+    return out
