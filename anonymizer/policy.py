@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from anonymizer.detectors import ALL, DEFAULT_DIGITS, Detectors
 from anonymizer.errors import PolicyError
 from anonymizer.geo import GRANULARITIES, Granularity
+from anonymizer.toml_reader import TomlTable, line_of
 from anonymizer.url import UrlScrubber
 
 Rotation = Literal["never", "daily", "monthly"]
@@ -24,6 +25,7 @@ VisitorId = Literal["none", "daily"]
 VISITOR_IDS: tuple[VisitorId, ...] = ("none", "daily")
 UnknownFields = Literal["reject", "drop"]
 UNKNOWN_FIELDS: tuple[UnknownFields, ...] = ("reject", "drop")
+DEFAULT_UNKNOWN_FIELDS: UnknownFields = "reject"
 RoutingZip = Literal["none", "zip3", "zip5"]
 ROUTING_ZIPS: tuple[RoutingZip, ...] = ("none", "zip3", "zip5")
 WithoutConsent = Literal["drop", "strip_identifiers"]
@@ -135,7 +137,7 @@ class Policy:
     retention: RetentionPolicy
     mail: MailPolicy = MailPolicy()
     consent: ConsentPolicy = ConsentPolicy()
-    unknown_fields: UnknownFields = "reject"
+    unknown_fields: UnknownFields = DEFAULT_UNKNOWN_FIELDS
     pii: PiiPolicy = PiiPolicy()
     reports: ReportsPolicy = ReportsPolicy()
 
@@ -166,83 +168,103 @@ def merge_docs(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
+DEFAULT_KEEP_QUERY_PARAMS = ("utm_source", "utm_medium", "utm_campaign")
+DEFAULT_REDACT = ("email", "token", "uuid", "digits>=6")
+
+
 def parse_policy(text: str, base: str | None = None) -> Policy:
     """Parse and validate a policy; raises `PolicyError` naming the key and line.
 
     With `base`, `text` is a tenant override: it names only what differs from the base policy,
     and error lines point into the override when the key is there, else into the base.
+    Defaults are the dataclasses' own.
     """
     doc = load_toml(text)
     texts = [text]
     if base is not None:
         doc = merge_docs(load_toml(base), doc)
         texts.append(base)
-    r = _Reader(doc, texts)
-    r.check_unknown()
-    version = r.integer("", "version", None, 1, 2**31 - 1)
+
+    def error(dotted: str, reason: str) -> PolicyError:
+        return PolicyError(dotted, reason, line_of(texts, dotted))
+
+    r = TomlTable(doc, "", error)
+    _check_unknown(r)
+    version = r.integer("version", None, 1, 2**31 - 1)
+    t, d = r.table("ip"), IpPolicy()
     ip = IpPolicy(
         # capped: a /32 (or a /128) is the full address, which the product never stores
-        ipv4_prefix=r.integer("ip", "ipv4_prefix", 24, 0, MAX_IPV4_PREFIX),
-        ipv6_prefix=r.integer("ip", "ipv6_prefix", 48, 0, MAX_IPV6_PREFIX),
+        ipv4_prefix=t.integer("ipv4_prefix", d.ipv4_prefix, 0, MAX_IPV4_PREFIX),
+        ipv6_prefix=t.integer("ipv6_prefix", d.ipv6_prefix, 0, MAX_IPV6_PREFIX),
     )
-    geo = GeoPolicy(
-        granularity=cast(Granularity, r.choice("geo", "granularity", "city", GRANULARITIES))
-    )
-    fields = r.str_list("identifiers", "fields", list(IDENTIFIER_FIELDS))  # default: all of them
-    for i, f in enumerate(fields):
+    geo = GeoPolicy(r.table("geo").choice("granularity", GeoPolicy().granularity, GRANULARITIES))
+    t, i = r.table("identifiers"), IdentifiersPolicy()
+    fields = t.str_list("fields", sorted(i.fields))  # default: all of them
+    for n, f in enumerate(fields):
         if f not in IDENTIFIER_FIELDS:
-            raise r.error(
-                "identifiers",
+            raise t.fail(
                 "fields",
-                f"[{i}] {f!r} is not an identifier field; known: " + ", ".join(IDENTIFIER_FIELDS),
+                f"[{n}] {f!r} is not an identifier field; known: " + ", ".join(IDENTIFIER_FIELDS),
             )
     identifiers = IdentifiersPolicy(
         fields=frozenset(fields),
-        rotation=cast(Rotation, r.choice("identifiers", "rotation", "monthly", ROTATIONS)),
-        visitor_id=cast(VisitorId, r.choice("identifiers", "visitor_id", "none", VISITOR_IDS)),
+        rotation=t.choice("rotation", i.rotation, ROTATIONS),
+        visitor_id=t.choice("visitor_id", i.visitor_id, VISITOR_IDS),
     )
-    keep = r.str_list("url", "keep_query_params", ["utm_source", "utm_medium", "utm_campaign"])
-    redact = r.str_list("url", "redact", ["email", "token", "uuid", "digits>=6"])
-    url = r.wrap("url", "redact", lambda: UrlScrubber.build(keep, redact))
-    days = r.integer("retention", "days", 395, 1, 36500)
-    plans_raw = r.table("retention", "plans", dict(DEFAULT_PLANS))
+    t = r.table("url")
+    keep = t.str_list("keep_query_params", DEFAULT_KEEP_QUERY_PARAMS)
+    redact = t.str_list("redact", DEFAULT_REDACT)
+    try:
+        url = UrlScrubber.build(keep, redact)
+    except PolicyError as e:
+        raise PolicyError(e.key, e.reason, line_of(texts, "url.redact")) from e
+    t, rd = r.table("retention"), RetentionPolicy()
+    days = t.integer("days", rd.days, 1, 36500)
+    plans_table = t.at(t.dotted("plans"), t.mapping("plans", rd.plans))
     plans: dict[str, int] = {}
-    for name, value in plans_raw.items():
+    for name, value in plans_table.values.items():
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 36500:
-            raise r.error("retention.plans", name, "must be a whole number of days from 1 to 36500")
+            raise plans_table.fail(name, "must be a whole number of days from 1 to 36500")
         plans[name] = value
     retention = RetentionPolicy(days=days, plans=MappingProxyType(plans))
-    mail = MailPolicy(cast(RoutingZip, r.choice("mail", "routing_zip", "zip5", ROUTING_ZIPS)))
+    mail = MailPolicy(r.table("mail").choice("routing_zip", MailPolicy().routing_zip, ROUTING_ZIPS))
+    t, c = r.table("consent"), ConsentPolicy()
     consent = ConsentPolicy(
-        analytics_without_consent=cast(
-            WithoutConsent,
-            r.choice("consent", "analytics_without_consent", "strip_identifiers", WITHOUT_CONSENT),
+        analytics_without_consent=t.choice(
+            "analytics_without_consent", c.analytics_without_consent, WITHOUT_CONSENT
         ),
-        honour_gpc=r.boolean("consent", "honour_gpc", True),
-        honour_dnt=r.boolean("consent", "honour_dnt", True),
+        honour_gpc=t.boolean("honour_gpc", c.honour_gpc),
+        honour_dnt=t.boolean("honour_dnt", c.honour_dnt),
     )
-    unknown = cast(UnknownFields, r.choice("records", "unknown_fields", "reject", UNKNOWN_FIELDS))
+    unknown = r.table("records").choice("unknown_fields", DEFAULT_UNKNOWN_FIELDS, UNKNOWN_FIELDS)
     # k >= 2: a "group" of one subject is that subject; the report's k parameter is a UInt32
-    reports = ReportsPolicy(r.integer("reports", "min_k", DEFAULT_MIN_K, 2, 2**32 - 1))
+    reports = ReportsPolicy(
+        r.table("reports").integer("min_k", ReportsPolicy().min_k, 2, 2**32 - 1)
+    )
     return Policy(
         version, ip, geo, identifiers, url, retention, mail, consent, unknown, _pii(r), reports
     )
 
 
-def _pii(r: _Reader) -> PiiPolicy:
-    action = cast(PiiAction, r.choice("pii", "action", "replace", PII_ACTIONS))
-    digits = r.integer("pii", "digits", DEFAULT_DIGITS, 0, MAX_PII_DIGITS)
+def _pii(r: TomlTable) -> PiiPolicy:
+    t, d = r.table("pii"), PiiPolicy()
+    action = t.choice("action", d.action, PII_ACTIONS)
+    digits = t.integer("digits", d.digits, 0, MAX_PII_DIGITS)
     if 0 < digits < 4:
-        raise r.error("pii", "digits", "must be 0 (off) or from 4: shorter runs are ordinary")
+        raise t.fail("digits", "must be 0 (off) or from 4: shorter runs are ordinary")
+    per_field = t.table("fields")
     fields: dict[str, PiiAction] = {}
-    for name, value in r.table("pii", "fields", {}).items():
+    for name in per_field.values:
         if name not in PII_FIELDS:
-            raise r.error("pii.fields", name, "unknown field; known: " + ", ".join(PII_FIELDS))
-        if value not in PII_ACTIONS:
-            raise r.error("pii.fields", name, f"must be one of {', '.join(map(repr, PII_ACTIONS))}")
-        fields[name] = cast(PiiAction, value)
+            raise per_field.fail(name, "unknown field; known: " + ", ".join(PII_FIELDS))
+        fields[name] = per_field.choice(name, d.action, PII_ACTIONS)
     detectors = Detectors.build(None, digits or None)
     return PiiPolicy(action, digits, MappingProxyType(dict(sorted(fields.items()))), detectors)
+
+
+def _check_unknown(r: TomlTable) -> None:
+    for section, known in _SECTIONS.items():
+        (r.table(section) if section else r).check_known(known)
 
 
 _SECTIONS: Mapping[str, frozenset[str]] = {
@@ -305,102 +327,3 @@ def diff_settings(old: Policy, new: Policy) -> list[tuple[str, Any, Any]]:
     """(key, old value, new value) for every setting that differs."""
     a, b = policy_settings(old), policy_settings(new)
     return [(k, a[k], b[k]) for k in a if a[k] != b[k]]
-
-
-class _Reader:
-    """Typed access to the parsed TOML with errors that point at the file."""
-
-    def __init__(self, doc: dict[str, Any], texts: list[str]) -> None:
-        self.doc = doc
-        self.texts = [t.splitlines() for t in texts]
-
-    def section(self, name: str) -> dict[str, Any]:
-        if not name:
-            return self.doc
-        value = self.doc.get(name, {})
-        if not isinstance(value, dict):
-            raise self.error("", name, "must be a table")
-        return value
-
-    def line_of(self, section: str, key: str) -> int | None:
-        """Best-effort line number of `key` inside `[section]`; tomllib keeps no positions."""
-        for lines in self.texts:
-            n = self._line_in(lines, section, key)
-            if n is not None:
-                return n
-        return None
-
-    @staticmethod
-    def _line_in(lines: list[str], section: str, key: str) -> int | None:
-        current = ""
-        key_re = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
-        header_re = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+")
-        for n, line in enumerate(lines, 1):
-            h = header_re.match(line)
-            if h:
-                current = h.group(1)
-                if current == f"{section}.{key}" or (current == key and not section):
-                    return n
-                continue
-            if current == section and key_re.match(line):
-                return n
-        return None
-
-    def error(self, section: str, key: str, reason: str) -> PolicyError:
-        """Names the key; the line is its own, or its nearest enclosing key's (inline tables)."""
-        dotted = f"{section}.{key}" if section else key
-        line = None
-        path = dotted
-        while path and line is None:
-            parent, _, leaf = path.rpartition(".")
-            line = self.line_of(parent, leaf)
-            path = parent
-        return PolicyError(dotted, reason, line)
-
-    def _get(self, section: str, key: str, default: Any) -> Any:
-        value = self.section(section).get(key, default)
-        if value is None:
-            raise self.error(section, key, "is required")
-        return value
-
-    def integer(self, section: str, key: str, default: int | None, lo: int, hi: int) -> int:
-        value = self._get(section, key, default)
-        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            raise self.error(section, key, f"must be a whole number from {lo} to {hi}")
-        return value
-
-    def choice(self, section: str, key: str, default: str, allowed: tuple[str, ...]) -> str:
-        value = self._get(section, key, default)
-        if value not in allowed:
-            raise self.error(section, key, f"must be one of {', '.join(map(repr, allowed))}")
-        return str(value)
-
-    def boolean(self, section: str, key: str, default: bool) -> bool:
-        value = self._get(section, key, default)
-        if not isinstance(value, bool):
-            raise self.error(section, key, "must be true or false")
-        return value
-
-    def str_list(self, section: str, key: str, default: list[str]) -> list[str]:
-        value = self._get(section, key, default)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.error(section, key, "must be a list of strings")
-        return list(value)
-
-    def table(self, section: str, key: str, default: dict[str, Any]) -> dict[str, Any]:
-        value = self._get(section, key, default)
-        if not isinstance(value, dict):
-            raise self.error(section, key, "must be a table")
-        return value
-
-    def wrap(self, section: str, key: str, build: Callable[[], UrlScrubber]) -> UrlScrubber:
-        try:
-            return build()
-        except PolicyError as e:
-            raise PolicyError(e.key, e.reason, self.line_of(section, key)) from e
-
-    def check_unknown(self) -> None:
-        for section, known in _SECTIONS.items():
-            for key in self.section(section):
-                if key not in known:
-                    raise self.error(section, key, "unknown key")
