@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from anonymizer.toml_reader import TomlTable
 from collector.errors import ConfigError
 from collector.storage import check_engine
 
@@ -153,77 +152,75 @@ def load_config(path: Path) -> Config:
     return parse_config(text, base=path.parent)
 
 
+def _config_error(dotted: str, reason: str) -> ConfigError:
+    return ConfigError(f"{dotted}: {reason}")
+
+
 def parse_config(text: str, base: Path) -> Config:
+    """Validate a config document; relative paths are resolved against `base`. Defaults are the
+    dataclasses' own."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config is not valid TOML: {e}") from e
-    _known(
-        doc,
-        "",
+    r = TomlTable(doc, "", _config_error)
+    r.check_known(
         {"server", "storage", "batch", "geoip", "user_agent", "policy", "tenants", "idempotency"},
+        list_known=True,
     )
-    server = _section(doc, "server")
-    storage = _section(doc, "storage")
-    batch = _section(doc, "batch")
-    geoip = _section(doc, "geoip")
-    ua = _section(doc, "user_agent")
-    policy = _section(doc, "policy")
-    idem = _section(doc, "idempotency")
-    _known(idem, "idempotency", set(IdempotencyConfig.__slots__))
+    server = r.table("server")
+    storage = r.table("storage")
+    batch = r.table("batch")
+    geoip = r.table("geoip")
+    ua = r.table("user_agent")
+    policy = r.table("policy")
+    idem = r.table("idempotency")
+    idem.check_known(IdempotencyConfig.__slots__, list_known=True)
     i = IdempotencyConfig()
     idempotency_cfg = IdempotencyConfig(
-        max_keys_per_tenant=_int(
-            idem, "idempotency.max_keys_per_tenant", i.max_keys_per_tenant, 1, 10**8
+        max_keys_per_tenant=idem.integer("max_keys_per_tenant", i.max_keys_per_tenant, 1, 10**8),
+        max_bytes_per_tenant=idem.integer(
+            "max_bytes_per_tenant", i.max_bytes_per_tenant, 4096, 2**40
         ),
-        max_bytes_per_tenant=_int(
-            idem, "idempotency.max_bytes_per_tenant", i.max_bytes_per_tenant, 4096, 2**40
-        ),
-        compact_min_bytes=_int(
-            idem, "idempotency.compact_min_bytes", i.compact_min_bytes, 4096, 2**40
-        ),
+        compact_min_bytes=idem.integer("compact_min_bytes", i.compact_min_bytes, 4096, 2**40),
     )
-    _known(server, "server", set(ServerConfig.__slots__))
-    _known(storage, "storage", {"engine", "path", "database"})
-    _known(batch, "batch", set(BatchConfig.__slots__))
-    _known(geoip, "geoip", {"database"})
-    _known(ua, "user_agent", {"cache_size"})
-    _known(policy, "policy", {"file", "tenant_dir"})
+    server.check_known(ServerConfig.__slots__, list_known=True)
+    storage.check_known({"engine", "path", "database"}, list_known=True)
+    batch.check_known(BatchConfig.__slots__, list_known=True)
+    geoip.check_known({"database"}, list_known=True)
+    ua.check_known({"cache_size"}, list_known=True)
+    policy.check_known({"file", "tenant_dir"}, list_known=True)
 
     d = ServerConfig()
     server_cfg = ServerConfig(
-        host=_str(server, "server.host", d.host),
-        port=_int(server, "server.port", d.port, 0, 65535),
-        max_body_bytes=_int(server, "server.max_body_bytes", d.max_body_bytes, 1, 2**40),
-        max_decompressed_bytes=_int(
-            server, "server.max_decompressed_bytes", d.max_decompressed_bytes, 1, 2**40
+        host=server.string("host", d.host),
+        port=server.integer("port", d.port, 0, 65535),
+        max_body_bytes=server.integer("max_body_bytes", d.max_body_bytes, 1, 2**40),
+        max_decompressed_bytes=server.integer(
+            "max_decompressed_bytes", d.max_decompressed_bytes, 1, 2**40
         ),
-        max_records=_int(server, "server.max_records", d.max_records, 1, 10**7),
-        shutdown_timeout_s=_int(server, "server.shutdown_timeout_s", d.shutdown_timeout_s, 1, 3600),
-        tls_cert=_optional_path(base, _str(server, "server.tls_cert", "")),
-        tls_key=_optional_path(base, _str(server, "server.tls_key", "")),
-        allow_plaintext=_bool(server, "server.allow_plaintext", False),
-        max_inflight_requests=_int(
-            server, "server.max_inflight_requests", d.max_inflight_requests, 1, 100_000
+        max_records=server.integer("max_records", d.max_records, 1, 10**7),
+        shutdown_timeout_s=server.integer("shutdown_timeout_s", d.shutdown_timeout_s, 1, 3600),
+        tls_cert=_optional_path(base, server.string("tls_cert", ""), d.tls_cert),
+        tls_key=_optional_path(base, server.string("tls_key", ""), d.tls_key),
+        allow_plaintext=server.boolean("allow_plaintext", d.allow_plaintext),
+        max_inflight_requests=server.integer(
+            "max_inflight_requests", d.max_inflight_requests, 1, 100_000
         ),
-        metrics_token_sha256=_str(server, "server.metrics_token_sha256", ""),
-        max_inflight_per_tenant=_int(
-            server, "server.max_inflight_per_tenant", d.max_inflight_per_tenant, 0, 100_000
+        metrics_token_sha256=server.string("metrics_token_sha256", d.metrics_token_sha256),
+        max_inflight_per_tenant=server.integer(
+            "max_inflight_per_tenant", d.max_inflight_per_tenant, 0, 100_000
         ),
-        max_connections=_int(server, "server.max_connections", d.max_connections, 0, 10**7),
-        keepalive_timeout_s=_int(
-            server, "server.keepalive_timeout_s", d.keepalive_timeout_s, 1, 3600
+        max_connections=server.integer("max_connections", d.max_connections, 0, 10**7),
+        keepalive_timeout_s=server.integer("keepalive_timeout_s", d.keepalive_timeout_s, 1, 3600),
+        header_read_timeout_s=server.integer(
+            "header_read_timeout_s", d.header_read_timeout_s, 1, 3600
         ),
-        header_read_timeout_s=_int(
-            server, "server.header_read_timeout_s", d.header_read_timeout_s, 1, 3600
-        ),
-        max_line_size=_int(server, "server.max_line_size", d.max_line_size, 256, 1 * MIB),
-        max_field_size=_int(server, "server.max_field_size", d.max_field_size, 256, 1 * MIB),
-        max_headers=_int(server, "server.max_headers", d.max_headers, 8, 10_000),
-        max_head_bytes=_int(server, "server.max_head_bytes", d.max_head_bytes, 1024, 16 * MIB),
-        body_read_timeout_s=_int(
-            server, "server.body_read_timeout_s", d.body_read_timeout_s, 1, 3600
-        ),
+        max_line_size=server.integer("max_line_size", d.max_line_size, 256, 1 * MIB),
+        max_field_size=server.integer("max_field_size", d.max_field_size, 256, 1 * MIB),
+        max_headers=server.integer("max_headers", d.max_headers, 8, 10_000),
+        max_head_bytes=server.integer("max_head_bytes", d.max_head_bytes, 1024, 16 * MIB),
+        body_read_timeout_s=server.integer("body_read_timeout_s", d.body_read_timeout_s, 1, 3600),
     )
     if server_cfg.metrics_token_sha256 and not SHA256_HEX.match(server_cfg.metrics_token_sha256):
         raise ConfigError("server.metrics_token_sha256: must be 64 lower-case hex digits")
@@ -231,86 +228,85 @@ def parse_config(text: str, base: Path) -> Config:
         raise ConfigError("server.max_inflight_per_tenant: must not exceed max_inflight_requests")
     if (server_cfg.tls_cert is None) != (server_cfg.tls_key is None):
         raise ConfigError("server.tls_cert and server.tls_key: set both, or neither")
-    engine = check_engine(_str(storage, "storage.engine", "embedded"))
-    database = _str(storage, "storage.database", "telemetry")
+    s = StorageConfig()
+    engine = check_engine(storage.string("engine", s.engine))
+    database = storage.string("database", s.database)
     if not DATABASE.match(database):
         raise ConfigError("storage.database: must be letters, digits and _ (max 63)")
     storage_cfg = StorageConfig(
-        engine=engine, path=_path(base, _str(storage, "storage.path", "data")), database=database
+        engine=engine, path=_path(base, storage.string("path", str(s.path))), database=database
     )
     b = BatchConfig()
     batch_cfg = BatchConfig(
-        max_rows=_int(batch, "batch.max_rows", b.max_rows, 1, 10**7),
-        max_delay_ms=_int(batch, "batch.max_delay_ms", b.max_delay_ms, 0, 60_000),
-        max_pending_rows=_int(batch, "batch.max_pending_rows", b.max_pending_rows, 1, 10**9),
-        insert_retries=_int(batch, "batch.insert_retries", b.insert_retries, 0, 100),
+        max_rows=batch.integer("max_rows", b.max_rows, 1, 10**7),
+        max_delay_ms=batch.integer("max_delay_ms", b.max_delay_ms, 0, 60_000),
+        max_pending_rows=batch.integer("max_pending_rows", b.max_pending_rows, 1, 10**9),
+        insert_retries=batch.integer("insert_retries", b.insert_retries, 0, 100),
     )
-    geo_db = _str(geoip, "geoip.database", "")
+    en = EnrichConfig()
     enrich_cfg = EnrichConfig(
-        geoip_database=_path(base, geo_db) if geo_db else None,
-        user_agent_cache_size=_int(ua, "user_agent.cache_size", 16_384, 0, 10**7),
+        geoip_database=_optional_path(base, geoip.string("database", ""), en.geoip_database),
+        user_agent_cache_size=ua.integer("cache_size", en.user_agent_cache_size, 0, 10**7),
     )
-    policy_file = _str(policy, "policy.file", "")
-    tenant_dir = _str(policy, "policy.tenant_dir", "")
-    tenants = _tenants(doc.get("tenants", []))
+    c = Config()
     return Config(
         server=server_cfg,
         storage=storage_cfg,
         batch=batch_cfg,
         enrich=enrich_cfg,
         idempotency=idempotency_cfg,
-        policy_file=_path(base, policy_file) if policy_file else None,
-        policy_tenant_dir=_path(base, tenant_dir) if tenant_dir else None,
-        tenants=tenants,
+        policy_file=_optional_path(base, policy.string("file", ""), c.policy_file),
+        policy_tenant_dir=_optional_path(
+            base, policy.string("tenant_dir", ""), c.policy_tenant_dir
+        ),
+        tenants=_tenants(r),
     )
 
 
-def _tenants(raw: Any) -> tuple[TenantConfig, ...]:
+def _tenants(r: TomlTable) -> tuple[TenantConfig, ...]:
+    raw = r.get("tenants", [])
     if not isinstance(raw, list):
         raise ConfigError("tenants: must be an array of tables ([[tenants]])")
     out: list[TenantConfig] = []
     seen_ids: set[str] = set()
     seen_keys: set[str] = set()
-    for i, t in enumerate(raw):
-        where = f"tenants[{i}]"
-        if not isinstance(t, dict):
-            raise ConfigError(f"{where}: must be a table")
-        _known(t, where, {"id", "plan", "api_key_sha256", "keys", "max_records_per_second"})
-        tid = _str(t, f"{where}.id", "")
+    for i, raw_tenant in enumerate(raw):
+        t = r.at(f"tenants[{i}]", raw_tenant)
+        t.check_known(
+            {"id", "plan", "api_key_sha256", "keys", "max_records_per_second"}, list_known=True
+        )
+        tid = t.string("id", "")
         if not TENANT_ID.match(tid):
-            raise ConfigError(f"{where}.id: must match {TENANT_ID.pattern}")
+            raise t.fail("id", f"must match {TENANT_ID.pattern}")
         if tid in seen_ids:
-            raise ConfigError(f"{where}.id: duplicate tenant id {tid!r}")
+            raise t.fail("id", f"duplicate tenant id {tid!r}")
         seen_ids.add(tid)
-        keys = t.get("api_key_sha256", [])
-        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise ConfigError(f"{where}.api_key_sha256: must be a list of strings")
+        keys = t.str_list("api_key_sha256", ())
         for j, k in enumerate(keys):
-            _check_key_hash(k, f"{where}.api_key_sha256[{j}]", seen_keys)
+            _check_key_hash(k, t.dotted(f"api_key_sha256[{j}]"), seen_keys)
         scoped = []
         raw_scoped = t.get("keys", [])
         if not isinstance(raw_scoped, list):
-            raise ConfigError(f"{where}.keys: must be an array of tables ([[tenants.keys]])")
-        for j, k in enumerate(raw_scoped):
-            kwhere = f"{where}.keys[{j}]"
-            if not isinstance(k, dict):
-                raise ConfigError(f"{kwhere}: must be a table")
-            _known(k, kwhere, {"sha256", "scopes"})
-            digest = _str(k, f"{kwhere}.sha256", "")
-            _check_key_hash(digest, f"{kwhere}.sha256", seen_keys)
-            scopes = k.get("scopes", ["ingest"])
+            raise t.fail("keys", "must be an array of tables ([[tenants.keys]])")
+        for j, raw_key in enumerate(raw_scoped):
+            key = t.at(t.dotted(f"keys[{j}]"), raw_key)
+            key.check_known({"sha256", "scopes"}, list_known=True)
+            digest = key.string("sha256", "")
+            _check_key_hash(digest, key.dotted("sha256"), seen_keys)
+            scopes = key.get("scopes", sorted(ApiKeyConfig("").scopes))
             if not isinstance(scopes, list) or not scopes or not set(scopes) <= SCOPES:
-                raise ConfigError(
-                    f"{kwhere}.scopes: a non-empty list of {', '.join(sorted(SCOPES))}"
-                )
+                raise key.fail("scopes", f"a non-empty list of {', '.join(sorted(SCOPES))}")
             scoped.append(ApiKeyConfig(digest, frozenset(scopes)))
+        d = TenantConfig("")
         out.append(
             TenantConfig(
                 id=tid,
-                plan=_str(t, f"{where}.plan", ""),
+                plan=t.string("plan", d.plan),
                 api_key_sha256=tuple(keys),
                 keys=tuple(scoped),
-                max_records_per_second=_int(t, f"{where}.max_records_per_second", 0, 0, 10**9),
+                max_records_per_second=t.integer(
+                    "max_records_per_second", d.max_records_per_second, 0, 10**9
+                ),
             )
         )
     return tuple(out)
@@ -324,43 +320,9 @@ def _check_key_hash(digest: str, where: str, seen: set[str]) -> None:
     seen.add(digest)
 
 
-def _section(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
-    value = doc.get(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"{name}: must be a table")
-    return value
-
-
-def _known(table: Mapping[str, Any], where: str, known: set[str]) -> None:
-    for key in table:
-        if key not in known:
-            dotted = f"{where}.{key}" if where else key
-            raise ConfigError(f"{dotted}: unknown key; known: {', '.join(sorted(known))}")
-
-
-def _str(table: Mapping[str, Any], dotted: str, default: str) -> str:
-    value = table.get(dotted.rsplit(".", 1)[-1], default)
-    if not isinstance(value, str):
-        raise ConfigError(f"{dotted}: must be a string")
-    return value
-
-
-def _int(table: Mapping[str, Any], dotted: str, default: int, lo: int, hi: int) -> int:
-    value = table.get(dotted.rsplit(".", 1)[-1], default)
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ConfigError(f"{dotted}: must be a whole number from {lo} to {hi}")
-    return value
-
-
-def _bool(table: Mapping[str, Any], dotted: str, default: bool) -> bool:
-    value = table.get(dotted.rsplit(".", 1)[-1], default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{dotted}: must be true or false")
-    return value
-
-
-def _optional_path(base: Path, value: str) -> Path | None:
-    return _path(base, value) if value else None
+def _optional_path(base: Path, value: str, default: Path | None) -> Path | None:
+    """`value` resolved against `base`; "" (the key absent, or set empty): `default`."""
+    return _path(base, value) if value else default
 
 
 def is_loopback(host: str) -> bool:

@@ -3,7 +3,19 @@ from pathlib import Path
 import pytest
 
 from anonymizer.errors import PolicyError
-from anonymizer.policy import default_policy, parse_policy
+from anonymizer.policy import (
+    DEFAULT_UNKNOWN_FIELDS,
+    ConsentPolicy,
+    GeoPolicy,
+    IdentifiersPolicy,
+    IpPolicy,
+    MailPolicy,
+    PiiPolicy,
+    ReportsPolicy,
+    RetentionPolicy,
+    default_policy,
+    parse_policy,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 INVALID = sorted((REPO / "testdata" / "policies").glob("invalid_*.toml"))
@@ -72,3 +84,14 @@ def test_pii_section_and_tenant_override() -> None:
     off = parse_policy("version = 1\n[pii]\ndigits = 0\n")
     assert off.pii.detectors.find("customer 12345678") == ""
     assert parse_policy("version = 1\n[pii]\ndigits = 8\n").pii.detectors.find("n 1234567") == ""
+
+
+def test_a_policy_naming_only_its_version_is_the_dataclass_defaults() -> None:
+    """Defaults are written once, in the dataclasses: the reader takes them from there."""
+    p = parse_policy("version = 1\n")
+    assert (p.ip, p.geo, p.identifiers) == (IpPolicy(), GeoPolicy(), IdentifiersPolicy())
+    assert (p.mail, p.consent, p.reports) == (MailPolicy(), ConsentPolicy(), ReportsPolicy())
+    assert p.retention.days == RetentionPolicy().days
+    assert dict(p.retention.plans) == dict(RetentionPolicy().plans)
+    assert (p.pii.action, p.pii.digits, dict(p.pii.fields)) == ("replace", PiiPolicy().digits, {})
+    assert p.unknown_fields == DEFAULT_UNKNOWN_FIELDS

@@ -2,7 +2,19 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import load_config, parse_config
+from anonymizer.errors import PolicyError
+from anonymizer.policy import parse_policy
+from collector.config import (
+    ApiKeyConfig,
+    BatchConfig,
+    EnrichConfig,
+    IdempotencyConfig,
+    ServerConfig,
+    StorageConfig,
+    TenantConfig,
+    load_config,
+    parse_config,
+)
 from collector.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,3 +128,25 @@ def test_connection_settings() -> None:
         ).server.inflight_per_tenant
         == 7
     )
+
+
+def test_an_empty_config_is_the_dataclass_defaults(tmp_path: Path) -> None:
+    """Defaults are written once, in the dataclasses: the reader takes them from there."""
+    c = parse_config("", tmp_path)
+    assert c.server == ServerConfig()
+    assert c.batch == BatchConfig() and c.enrich == EnrichConfig()
+    assert c.idempotency == IdempotencyConfig()
+    assert c.storage == StorageConfig(path=tmp_path / StorageConfig().path)
+    assert (c.policy_file, c.policy_tenant_dir, c.tenants) == (None, None, ())
+    t = parse_config(f'[[tenants]]\nid = "a"\n[[tenants.keys]]\nsha256 = "{SHA}"\n', tmp_path)
+    assert t.tenants[0] == TenantConfig("a", keys=(ApiKeyConfig(SHA),))
+
+
+def test_config_and_policy_refuse_in_the_same_words() -> None:
+    """One reader: the same check gives the same reason in both files."""
+    with pytest.raises(ConfigError) as config_error:
+        parse_config('[batch]\nmax_rows = "1"\n', Path("/"))
+    with pytest.raises(PolicyError) as policy_error:
+        parse_policy('version = 1\n[reports]\nmin_k = "1"\n')
+    assert str(config_error.value).endswith(": must be a whole number from 1 to 10000000")
+    assert policy_error.value.reason.startswith("must be a whole number from ")
