@@ -84,3 +84,13 @@ def test_the_registry_and_the_rules_import_in_any_order(first: str) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["['device_id',", "'user_id']"]
+
+
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_each_required_field_is_required_by_the_validator(name: KindName) -> None:
+    kind = KINDS[name]
+    for field in kind.required:
+        raw = {k: v for k, v in REQUIRED[name].items() if k != field}
+        with pytest.raises(RecordInvalid) as e:
+            kind.validate(raw, WINDOW)
+        assert (e.value.field, e.value.error) == (field, "is required")
