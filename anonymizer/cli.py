@@ -22,9 +22,9 @@ from anonymizer.explain import (
     render_text,
     to_json,
 )
+from anonymizer.kinds import KIND_NAMES, KindName
 from anonymizer.policy import Policy, parse_policy
 from anonymizer.privacy_doc import render_privacy_doc
-from anonymizer.rules import KIND_NAMES, KindName
 
 
 class _Failed(Exception):

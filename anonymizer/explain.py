@@ -5,8 +5,8 @@ other than the ones in force. Two things differ from ingest, and the explanation
 pseudonyms and visitor ids are made under a fixed demo key and salt, and no enrichment runs (no
 GeoIP database, no user-agent parsing), so those columns show their empty defaults.
 
-Raw JSON becomes a typed record through a small strict converter that mirrors the collector's
-validators (the anonymizer must not import the collector; tests check that the two agree).
+Raw JSON becomes a typed record and then a row through the kind registry (`anonymizer.kinds`),
+the very validator and row builder the collector runs.
 Values of personal fields are masked: an explanation never repeats an address or identifier.
 """
 
@@ -17,13 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from anonymizer.anonymize import (
-    anonymize_access,
-    anonymize_device,
-    anonymize_event,
-    anonymize_mail_scan,
-)
 from anonymizer.errors import RecordInvalid
+from anonymizer.kinds import Record
 from anonymizer.policy import Policy, diff_settings, parse_policy
 from anonymizer.pseudonym import DAY_MS, PseudonymKey
 from anonymizer.rules import (
@@ -42,20 +37,13 @@ from anonymizer.rules import (
 )
 from anonymizer.types import (
     AccessRecord,
-    DeviceRecord,
     Enrichment,
     EventRecord,
     MailScanRecord,
     TenantContext,
 )
 from anonymizer.url import split_url
-from anonymizer.validate import (
-    TimeWindow,
-    validate_access,
-    validate_device,
-    validate_event,
-    validate_mail_scan,
-)
+from anonymizer.validate import TimeWindow
 
 DEMO_KEY = PseudonymKey("explain", bytes(32))
 DEMO_SALT = bytes(32)
@@ -68,27 +56,21 @@ NOTES = (
     "Values of personal fields are masked in the input column; the row is what would be stored.",
 )
 
-Record = AccessRecord | DeviceRecord | EventRecord | MailScanRecord
 Row = dict[str, Any]
 
 
 # Any time is accepted and a missing one reads as 0: the collector's retention window and receive
 # time depend on the tenant and the moment, which an explanation does not have.
 _ANY_TIME = TimeWindow(now_ms=0, oldest_ms=-(2**62), newest_ms=2**62)
-_VALIDATORS: dict[str, Callable[[Any, TimeWindow], Record]] = {
-    "access_log": validate_access,
-    "device": validate_device,
-    "event": validate_event,
-    "mail_scan": validate_mail_scan,
-}
 
 
 def to_record(kind: KindName, raw: Mapping[str, Any]) -> Record:
-    """The typed record the collector builds from `raw`, by the collector's own validators;
-    unknown fields are left out here (the collector rejects them; `explain` reports them).
+    """The typed record the collector builds from `raw`, by the kind's own validator; unknown
+    fields are left out here (the collector rejects them; `explain` reports them).
     Raises `RecordInvalid`."""
-    known = {k: v for k, v in raw.items() if k in input_fields(kind)}
-    return _VALIDATORS[kind](known, _ANY_TIME)
+    fields = KINDS[kind].fields
+    record: Record = KINDS[kind].validate({k: v for k, v in raw.items() if k in fields}, _ANY_TIME)
+    return record
 
 
 def demo_context(time_ms: int) -> TenantContext:
@@ -96,16 +78,9 @@ def demo_context(time_ms: int) -> TenantContext:
     return TenantContext(DEMO_TENANT_ID, "", DEMO_KEY, {time_ms // DAY_MS: DEMO_SALT})
 
 
-def _row(policy: Policy, record: Record) -> tuple[Row | None, str]:
-    """The real anonymize function of the kind, under the demo context and with no enrichment."""
-    ctx = demo_context(record.time_ms)
-    if isinstance(record, AccessRecord):
-        return anonymize_access(policy, ctx, record, Enrichment()), ""
-    if isinstance(record, DeviceRecord):
-        return anonymize_device(policy, ctx, record, Enrichment()), ""
-    if isinstance(record, EventRecord):
-        return anonymize_event(policy, ctx, record)
-    return anonymize_mail_scan(policy, ctx, record), ""
+def _row(policy: Policy, kind: KindName, record: Record) -> tuple[Row | None, str]:
+    """The kind's real row builder, under the demo context and with no enrichment."""
+    return KINDS[kind].build(policy, demo_context(record.time_ms), record, Enrichment())
 
 
 # --- the explanation ---------------------------------------------------------------------------
@@ -185,7 +160,7 @@ class _Explainer:
         self.kind = kind
         self.raw = raw
         self.record = to_record(kind, raw)
-        self.row, self.reason = _row(policy, self.record)
+        self.row, self.reason = _row(policy, kind, self.record)
         self.host, self.target = "", ""
         if isinstance(self.record, AccessRecord):
             self.host, self.target = self.record.host, self.record.path

@@ -102,7 +102,7 @@ def _table_section(table: Table, policy: Policy, settings: Mapping[str, str]) ->
     kinds = [k for k in KINDS.values() if k.table == table.name]
     title = f"## `{table.name}`"
     if kinds:
-        title += f" (kind `{kinds[0].name}`, `POST {kinds[0].route}`)"
+        title += f" (kind `{kinds[0].name}`)"
     lines = [title, ""]
     if table.comment:
         lines += [f"> {table.comment}", ""]

@@ -22,9 +22,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
+# the kind registry, also read from here (the rules are about its kinds and their tables)
+from anonymizer.kinds import KIND_NAMES as KIND_NAMES
+from anonymizer.kinds import KINDS as KINDS
+from anonymizer.kinds import RECORD_TABLES as RECORD_TABLES
+from anonymizer.kinds import KindName as KindName
 from anonymizer.policy import Policy, default_policy, policy_settings
 
-KindName = Literal["access_log", "device", "event", "mail_scan"]
 Operator = Literal["kept", "truncated", "generalized", "pseudonymized", "redacted", "dropped"]
 OPERATORS: tuple[Operator, ...] = (
     "kept",
@@ -35,27 +39,6 @@ OPERATORS: tuple[Operator, ...] = (
     "dropped",
 )
 FIXED_RULE = "fixed rule"
-
-
-@dataclass(frozen=True, slots=True)
-class KindInfo:
-    """A record kind: where it is posted and the table its rows go to."""
-
-    name: KindName
-    table: str
-    route: str
-    required: tuple[str, ...]
-
-
-KINDS: Mapping[KindName, KindInfo] = MappingProxyType(
-    {
-        "access_log": KindInfo("access_log", "access_log", "/v1/logs", ("ip",)),
-        "device": KindInfo("device", "device_info", "/v1/devices", ("device_id",)),
-        "event": KindInfo("event", "usage_events", "/v1/events", ("event",)),
-        "mail_scan": KindInfo("mail_scan", "mail_scans", "/v1/mail-scans", ("imb",)),
-    }
-)
-KIND_NAMES: tuple[KindName, ...] = tuple(KINDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +252,7 @@ def _free(kind: KindName, field: str, why: str) -> FieldRule:
 # --- the table ------------------------------------------------------------------------------
 
 RULES: tuple[FieldRule, ...] = (
-    # access_log: POST /v1/logs -> access_log
+    # access_log -> access_log
     _time("access_log"),
     *_ip("access_log"),
     FieldRule(
@@ -320,7 +303,7 @@ RULES: tuple[FieldRule, ...] = (
         "access_log", "service",
         "The tenant's own service name says nothing about the visitor.",
     ),
-    # device: POST /v1/devices -> device_info
+    # device -> device_info
     _time("device"),
     _pseudonym("device", "device_id", "device_pseudonym"),
     _pseudonym("device", "user_id", "user_pseudonym"),
@@ -362,7 +345,7 @@ RULES: tuple[FieldRule, ...] = (
         personal=True,
     ),
     _visitor_id("device", "user_agent"),
-    # event: POST /v1/events -> usage_events
+    # event -> usage_events
     _time("event"),
     _free(
         "event", "event",
@@ -416,7 +399,7 @@ RULES: tuple[FieldRule, ...] = (
         "dropped",
         "Only whether identifiers were stripped, and why, is stored.",
     ),
-    # mail_scan: POST /v1/mail-scans -> mail_scans
+    # mail_scan -> mail_scans
     _time("mail_scan"),
     FieldRule(
         "mail_scan", "imb", ("barcode_id",), "kept", (),
@@ -478,8 +461,6 @@ RULES: tuple[FieldRule, ...] = (
         "A delivery status is a step of the postal process.",
     ),
 )  # fmt: skip
-
-RECORD_TABLES: tuple[str, ...] = tuple(k.table for k in KINDS.values())
 
 STAMPED: tuple[ColumnRule, ...] = (
     ColumnRule(

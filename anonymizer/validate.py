@@ -2,8 +2,10 @@
 naming the field and the reason (never the value).
 
 The rules live here, in the pure library, so the collector and `anonymizer explain` build the
-very same records from the same input. Unknown fields are rejected: a field we do not know has
-no anonymization rule (the collector can drop them instead when the policy says so).
+very same records from the same input. The `parse_*` functions check the values of the fields a
+kind knows; which fields those are is not written here but read from the rules
+(`anonymizer.kinds.Kind.validate` rejects any other first: a field we do not know has no
+anonymization rule; the collector can drop them instead when the policy says so).
 """
 
 from __future__ import annotations
@@ -116,14 +118,6 @@ def int_field(raw: dict[str, Any], name: str, lo: int, hi: int) -> int:
     return value
 
 
-ACCESS_FIELDS = frozenset(
-    {
-        "time", "ip", "method", "host", "path", "status", "bytes", "duration_ms",
-        "referrer", "user_agent", "user_id", "session_id", "service",
-    }
-)  # fmt: skip
-
-
 def check_fields(raw: Any, known: frozenset[str]) -> dict[str, Any]:
     """The record as a dict with only known fields, or the error naming the first unknown one."""
     if not isinstance(raw, dict):
@@ -155,8 +149,7 @@ def ip_field(raw: dict[str, Any], name: str = "ip", required: bool = False) -> C
         raise RecordInvalid(name, "not an IP address") from None
 
 
-def validate_access(raw: Any, window: TimeWindow) -> AccessRecord:
-    raw = check_fields(raw, ACCESS_FIELDS)
+def parse_access(raw: dict[str, Any], window: TimeWindow) -> AccessRecord:
     ip = ip_field(raw, required=True)
     assert ip is not None
     method = string_field(raw, "method", 16)
@@ -196,16 +189,8 @@ def validate_access(raw: Any, window: TimeWindow) -> AccessRecord:
 
 # --- devices -------------------------------------------------------------------------
 
-DEVICE_FIELDS = frozenset(
-    {
-        "time", "device_id", "user_id", "manufacturer", "model", "os", "os_version",
-        "app_version", "screen", "locale", "ip", "user_agent",
-    }
-)  # fmt: skip
 
-
-def validate_device(raw: Any, window: TimeWindow) -> DeviceRecord:
-    raw = check_fields(raw, DEVICE_FIELDS)
+def parse_device(raw: dict[str, Any], window: TimeWindow) -> DeviceRecord:
     device_id = identifier_field(raw, "device_id")
     if not device_id:
         raise RecordInvalid("device_id", "is required")
@@ -227,12 +212,6 @@ def validate_device(raw: Any, window: TimeWindow) -> DeviceRecord:
 
 # --- usage events -------------------------------------------------------------------
 
-EVENT_FIELDS = frozenset(
-    {
-        "time", "event", "feature", "action", "user_id", "session_id", "url", "properties",
-        "consent", "gpc", "dnt",
-    }
-)  # fmt: skip
 MAX_PROPERTIES = 64
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
 
@@ -291,8 +270,7 @@ def _consent(raw: dict[str, Any]) -> Consent:
     return Consent(categories, _flag(raw, "gpc"), _flag(raw, "dnt"))
 
 
-def validate_event(raw: Any, window: TimeWindow) -> EventRecord:
-    raw = check_fields(raw, EVENT_FIELDS)
+def parse_event(raw: dict[str, Any], window: TimeWindow) -> EventRecord:
     return EventRecord(
         time_ms=parse_time(raw.get("time"), window),
         event=required_string(raw, "event", 128),
@@ -308,13 +286,8 @@ def validate_event(raw: Any, window: TimeWindow) -> EventRecord:
 
 # --- mail scans ---------------------------------------------------------------------
 
-MAIL_SCAN_FIELDS = frozenset(
-    {"time", "imb", "event", "facility_zip", "operation_code", "mail_class", "delivery_status"}
-)
 
-
-def validate_mail_scan(raw: Any, window: TimeWindow) -> MailScanRecord:
-    raw = check_fields(raw, MAIL_SCAN_FIELDS)
+def parse_mail_scan(raw: dict[str, Any], window: TimeWindow) -> MailScanRecord:
     try:
         imb = parse_imb(required_string(raw, "imb", 80))
     except ImbError as e:

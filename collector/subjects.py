@@ -11,13 +11,16 @@ the daily rollups of the affected days are rebuilt from what is left.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 
 from anonymizer.imb import ImbError, parse_imb
+from anonymizer.kinds import KINDS
 from anonymizer.pseudonym import pseudonymize
 from collector import rollups
 from collector.appkeys import DB, PIPELINE, TENANT
@@ -34,16 +37,32 @@ class SubjectColumn:
     column: str
 
 
+class HasIdentifiers(Protocol):
+    """A record kind as far as subject rights go (`anonymizer.kinds.Kind` is one)."""
+
+    @property
+    def table(self) -> str: ...
+    @property
+    def identifiers(self) -> Mapping[str, tuple[str, ...]]: ...
+
+
+def subject_columns(kinds: Iterable[HasIdentifiers]) -> dict[str, tuple[SubjectColumn, ...]]:
+    """Identifier -> the stored columns that hold its pseudonym, in every kind's table: read
+    from the rules' identifier entries (via the kind registry), so a new kind or a new
+    pseudonymized identifier is searched and deleted without an edit here."""
+    out: dict[str, tuple[SubjectColumn, ...]] = {}
+    for kind in kinds:
+        for identifier, columns in kind.identifiers.items():
+            out[identifier] = out.get(identifier, ()) + tuple(
+                SubjectColumn(kind.table, c) for c in columns
+            )
+    return out
+
+
 # which stored columns hold the pseudonym of each kind of subject identifier
-SUBJECT_COLUMNS: dict[str, tuple[SubjectColumn, ...]] = {
-    "user_id": (
-        SubjectColumn("access_log", "user_pseudonym"),
-        SubjectColumn("device_info", "user_pseudonym"),
-        SubjectColumn("usage_events", "user_pseudonym"),
-    ),
-    "device_id": (SubjectColumn("device_info", "device_pseudonym"),),
-    "imb.serial": (SubjectColumn("mail_scans", "serial_pseudonym"),),
-}
+SUBJECT_COLUMNS: Mapping[str, tuple[SubjectColumn, ...]] = MappingProxyType(
+    subject_columns(KINDS.values())
+)
 
 
 async def _subject(request: web.Request) -> tuple[str, str]:

@@ -36,17 +36,7 @@ from anonymizer.rules import (
     rules_for,
     setting_values,
 )
-from anonymizer.validate import (
-    ACCESS_FIELDS,
-    DEVICE_FIELDS,
-    EVENT_FIELDS,
-    MAIL_SCAN_FIELDS,
-    TimeWindow,
-    validate_access,
-    validate_device,
-    validate_event,
-    validate_mail_scan,
-)
+from anonymizer.validate import TimeWindow
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "testdata" / "explain"
@@ -444,20 +434,9 @@ def test_mask() -> None:
     )
 
 
-# --- explain builds records with the very validators the collector runs ------------------------
+# --- explain builds records with the very validators the collector runs (the registry's) --------
 
-VALIDATORS = {
-    "access_log": validate_access,
-    "device": validate_device,
-    "event": validate_event,
-    "mail_scan": validate_mail_scan,
-}
-COLLECTOR_FIELDS = {
-    "access_log": ACCESS_FIELDS,
-    "device": DEVICE_FIELDS,
-    "event": EVENT_FIELDS,
-    "mail_scan": MAIL_SCAN_FIELDS,
-}
+VALIDATORS = {name: kind.validate for name, kind in KINDS.items()}
 WINDOW = TimeWindow.around(1_795_600_000_000, 36500)
 TIME = {"time": "2026-11-25T10:00:00Z"}
 AGREE = [
@@ -484,8 +463,8 @@ DISAGREE = [
 
 
 @pytest.mark.parametrize("kind", list(KIND_OF_SAMPLE))
-def test_input_fields_are_the_collectors(kind: KindName) -> None:
-    assert set(input_fields(kind)) == COLLECTOR_FIELDS[kind]
+def test_input_fields_are_the_registrys(kind: KindName) -> None:
+    assert set(input_fields(kind)) == KINDS[kind].fields
 
 
 @pytest.mark.parametrize(

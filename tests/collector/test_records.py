@@ -4,8 +4,10 @@ from typing import Any
 import pytest
 
 from anonymizer.errors import RecordInvalid
-from anonymizer.validate import DAY_MS, TimeWindow, parse_time, validate_access
+from anonymizer.kinds import KINDS
+from anonymizer.validate import DAY_MS, TimeWindow, parse_time
 
+validate_access = KINDS["access_log"].validate  # the field check, then the values
 NOW = 1_764_000_000_000  # 2025-11-24T16:00Z
 WINDOW = TimeWindow.around(NOW, 30)
 

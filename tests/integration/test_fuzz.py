@@ -13,7 +13,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anonymizer.validate import ACCESS_FIELDS, DEVICE_FIELDS, EVENT_FIELDS, MAIL_SCAN_FIELDS
+from anonymizer.kinds import KINDS
 from tests.conftest import AppFactory, auth
 
 ROUTES = ["/v1/logs", "/v1/devices", "/v1/events", "/v1/mail-scans", "/otlp/v1/logs"]
@@ -24,7 +24,7 @@ TYPES = [
     "application/x-protobuf",
     "image/png",
 ]
-FIELDS = [*sorted(ACCESS_FIELDS | DEVICE_FIELDS | EVENT_FIELDS | MAIL_SCAN_FIELDS), "x", "", "é"]
+FIELDS = [*sorted(set().union(*(k.fields for k in KINDS.values()))), "x", "", "é"]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False)

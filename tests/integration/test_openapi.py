@@ -26,13 +26,8 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from anonymizer.errors import RecordInvalid
-from anonymizer.validate import (
-    ACCESS_FIELDS,
-    DEVICE_FIELDS,
-    EVENT_FIELDS,
-    MAIL_SCAN_FIELDS,
-    TimeWindow,
-)
+from anonymizer.kinds import KINDS as RECORD_KINDS
+from anonymizer.validate import TimeWindow
 from collector.appkeys import SINK
 from collector.auth import hash_key
 from collector.config import ApiKeyConfig, Config, ServerConfig, TenantConfig
@@ -67,12 +62,7 @@ def scoped_tenants() -> tuple[TenantConfig, ...]:
     return tuple(replace(t, keys=extra) if t.id == "acme" else t for t in tenants())
 
 
-FIELDS = {
-    "access_log": ACCESS_FIELDS,
-    "device": DEVICE_FIELDS,
-    "event": EVENT_FIELDS,
-    "mail_scan": MAIL_SCAN_FIELDS,
-}
+FIELDS = {kind: RECORD_KINDS[kind].fields for kind in RECORD_SCHEMAS}
 
 
 # ---- the document, and JSON Schema validation against any schema in it
