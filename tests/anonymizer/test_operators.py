@@ -1,0 +1,68 @@
+"""The operator registry as a spec: every policy key has exactly one owner, and what `diff`
+prints for a change of each key alone is pinned by a golden file (made before the effects moved
+out of `explain.py`, so the move changed no output)."""
+
+from pathlib import Path
+
+from anonymizer.explain import explain_diff, policy_text, render_diff
+from anonymizer.policy import Policy, default_policy, diff_settings, parse_policy, policy_settings
+from anonymizer.rules import setting_values
+
+REPO = Path(__file__).resolve().parents[2]
+DIFF_GOLDEN = REPO / "testdata" / "explain" / "diff_by_key.golden.txt"
+
+# One other value per policy key (TOML), so each key's effect is shown both ways.
+CHANGED: dict[str, str] = {
+    "version": "2",
+    "ip.ipv4_prefix": "16",
+    "ip.ipv6_prefix": "56",
+    "geo.granularity": '"country"',
+    "identifiers.fields": '["user_id"]',
+    "identifiers.rotation": '"daily"',
+    "identifiers.visitor_id": '"daily"',
+    "url.keep_query_params": '["q", "utm_source"]',
+    "url.redact": '["email"]',
+    "mail.routing_zip": '"zip3"',
+    "consent.analytics_without_consent": '"drop"',
+    "consent.honour_gpc": "false",
+    "consent.honour_dnt": "false",
+    "records.unknown_fields": '"drop"',
+    "pii.action": '"reject"',
+    "pii.digits": "0",
+    "pii.fields": '{ path = "reject" }',
+    "retention.days": "30",
+    "retention.plans": "{ free = 7, pro = 90 }",
+    "reports.min_k": "10",
+}
+
+
+def changed(key: str) -> Policy:
+    """The default policy with only `key` set to its value in `CHANGED`."""
+    return parse_policy(policy_text({**setting_values(default_policy()), key: CHANGED[key]}))
+
+
+def diff_by_key() -> str:
+    """`diff` of the default policy against a change of each key alone, and back."""
+    base, out = default_policy(), []
+    for key in policy_settings(base):
+        new = changed(key)
+        out += [
+            f"## {key}",
+            render_diff(explain_diff(base, new)),
+            render_diff(explain_diff(new, base)),
+        ]
+    return "\n".join(out)
+
+
+def test_every_key_has_a_changed_value() -> None:
+    assert list(CHANGED) == list(policy_settings(default_policy()))
+    for key in CHANGED:
+        assert [k for k, _, _ in diff_settings(default_policy(), changed(key))] == [key]
+
+
+def test_diff_of_each_key_is_unchanged() -> None:
+    assert diff_by_key() == DIFF_GOLDEN.read_text(), (
+        f"{DIFF_GOLDEN.name} is out of date; if the change is intended, regenerate it with\n"
+        "  .venv/bin/python -c 'import tests.anonymizer.test_operators as t; "
+        'print(t.diff_by_key(), end="")\' > testdata/explain/diff_by_key.golden.txt'
+    )
