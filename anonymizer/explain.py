@@ -19,6 +19,7 @@ from typing import Any
 
 from anonymizer.errors import RecordInvalid
 from anonymizer.kinds import Record
+from anonymizer.operators.registry import effect
 from anonymizer.policy import Policy, diff_settings, parse_policy
 from anonymizer.pseudonym import DAY_MS, PseudonymKey
 from anonymizer.rules import (
@@ -452,120 +453,6 @@ class SettingChange:
     affected: tuple[str, ...]  # `kind.field -> table.columns: operator` lines
 
 
-_GEO_ORDER = ("none", "country", "region", "city")
-_ZIP_ORDER = ("none", "zip3", "zip5")
-_ROTATION_SPAN = {"daily": "a day", "monthly": "a month", "never": "all time (until shredded)"}
-_NO_CONSENT = "usage events without analytics consent (or with GPC / DNT honoured)"
-
-
-def _finer(old: int, new: int) -> str:
-    return "finer: more identifying" if new > old else "coarser: less identifying"
-
-
-def _ordered(what: str, old: str, new: str, order: tuple[str, ...]) -> str:
-    return f"{what} {new} instead of {old} ({_finer(order.index(old), order.index(new))})"
-
-
-def _set_change(what: str, old: list[str], new: list[str], on: str, off: str) -> str:
-    added = [x for x in new if x not in old]
-    removed = [x for x in old if x not in new]
-    parts = [f"{what} {on}: " + ", ".join(added)] if added else []
-    parts += [f"{what} {off}: " + ", ".join(removed)] if removed else []
-    return "; ".join(parts) or "the same entries in another order: no effect"
-
-
-def _plans(old: Mapping[str, int], new: Mapping[str, int]) -> str:
-    parts = []
-    for plan in dict.fromkeys([*old, *new]):
-        if plan not in new:
-            parts.append(f"plan {plan} removed (its tenants fall back to retention.days)")
-        elif plan not in old:
-            parts.append(f"plan {plan} added: {new[plan]} days")
-        elif old[plan] != new[plan]:
-            parts.append(f"plan {plan}: {old[plan]} -> {new[plan]} days")
-    return "; ".join(parts)
-
-
-def _effect(key: str, old: Policy, new: Policy) -> str:
-    """One sentence on what changing `key` from its value in `old` to that in `new` means."""
-    if key == "version":
-        return f"new rows are stamped policy_version = {new.version}"
-    if key == "ip.ipv4_prefix":
-        a, b = old.ip.ipv4_prefix, new.ip.ipv4_prefix
-        return f"IPv4 addresses are stored as /{b} networks instead of /{a} ({_finer(a, b)})"
-    if key == "ip.ipv6_prefix":
-        a, b = old.ip.ipv6_prefix, new.ip.ipv6_prefix
-        return f"IPv6 addresses are stored as /{b} networks instead of /{a} ({_finer(a, b)})"
-    if key == "geo.granularity":
-        g, h = old.geo.granularity, new.geo.granularity
-        return _ordered("location is kept down to", g, h, _GEO_ORDER)
-    if key == "identifiers.fields":
-        a_ids, b_ids = sorted(old.identifiers.fields), sorted(new.identifiers.fields)
-        on, off = "now pseudonymized (were dropped)", "now dropped (were pseudonymized)"
-        return _set_change("identifiers", a_ids, b_ids, on, off)
-    if key == "identifiers.rotation":
-        r, s = old.identifiers.rotation, new.identifiers.rotation
-        return (
-            f"a pseudonym links one person's rows across {_ROTATION_SPAN[s]} instead of "
-            f"{_ROTATION_SPAN[r]}; new rows get a new key epoch, so their pseudonyms do not "
-            "match older rows'"
-        )
-    if key == "identifiers.visitor_id":
-        if new.identifiers.visitor_id == "none":
-            return "no visitor id is stored any more"
-        return "a cookieless visitor id, linkable within one day only, is now stored"
-    if key == "url.keep_query_params":
-        a_params, b_params = sorted(old.url.keep_query_params), sorted(new.url.keep_query_params)
-        return _set_change("query parameters", a_params, b_params, "now kept", "now dropped")
-    if key == "url.redact":
-        a_rules, b_rules = list(old.url.rules), list(new.url.rules)
-        return _set_change("redaction rules", a_rules, b_rules, "added", "removed")
-    if key == "mail.routing_zip":
-        z, y = old.mail.routing_zip, new.mail.routing_zip
-        return _ordered("the IMb routing code is kept as", z, y, _ZIP_ORDER)
-    if key == "consent.analytics_without_consent":
-        if new.consent.analytics_without_consent == "drop":
-            return f"{_NO_CONSENT} are no longer stored at all"
-        return f"{_NO_CONSENT} are now stored, with their identifiers stripped"
-    if key in ("consent.honour_gpc", "consent.honour_dnt"):
-        signal = "GPC" if key == "consent.honour_gpc" else "DNT"
-        honoured = new.consent.honour_gpc if signal == "GPC" else new.consent.honour_dnt
-        if honoured:
-            return f"the {signal} signal is now honoured: consent.analytics_without_consent applies"
-        return f"the {signal} signal is now ignored: analytics consent alone decides"
-    if key == "records.unknown_fields":
-        if new.unknown_fields == "drop":
-            return "a record with an unknown field is now stored without that field"
-        return "a record with an unknown field is now rejected"
-    if key == "retention.days":
-        a, b = old.retention.days, new.retention.days
-        return f"rows of tenants without a plan are kept {b} days instead of {a}"
-    if key == "retention.plans":
-        return _plans(old.retention.plans, new.retention.plans)
-    if key in ("pii.action", "pii.fields"):
-        return (
-            "personal data found in a kept field is now "
-            + (
-                "rejected (per record)"
-                if new.pii.action == "reject"
-                else "replaced by placeholders"
-            )
-            + (f"; per field: {dict(new.pii.fields)}" if new.pii.fields else "")
-        )
-    if key == "pii.digits":
-        d = new.pii.digits
-        return (
-            f"runs of {d} or more digits are now replaced by {{id}}"
-            if d
-            else ("runs of digits are no longer replaced by {id} in free text")
-        )
-    if key == "reports.min_k":
-        a, b = old.reports.min_k, new.reports.min_k
-        change = "smaller" if b < a else "larger"
-        return f"reports now show groups of at least {b} subjects instead of {a} ({change} groups)"
-    return "no rule describes this setting yet"
-
-
 def policy_text(values: Mapping[str, str]) -> str:
     """A policy file from `section.key -> TOML value` settings (see `setting_values`)."""
     lines = [f"{k} = {v}" for k, v in values.items() if "." not in k]
@@ -601,7 +488,7 @@ def explain_diff(old: Policy, new: Policy) -> tuple[SettingChange, ...]:
     to which fields and columns."""
     a, b = setting_values(old), setting_values(new)
     return tuple(
-        SettingChange(key, a[key], b[key], _effect(key, old, new), _affected(key, old, new))
+        SettingChange(key, a[key], b[key], effect(key, old, new), _affected(key, old, new))
         for key, _, _ in diff_settings(old, new)
     )
 

@@ -4,7 +4,11 @@ out of `explain.py`, so the move changed no output)."""
 
 from pathlib import Path
 
+import pytest
+
 from anonymizer.explain import explain_diff, policy_text, render_diff
+from anonymizer.operators.ip_prefix import IpPrefix
+from anonymizer.operators.registry import OWNERS, REGISTERED, _owners, by_name, effect
 from anonymizer.policy import Policy, default_policy, diff_settings, parse_policy, policy_settings
 from anonymizer.rules import setting_values
 
@@ -66,3 +70,33 @@ def test_diff_of_each_key_is_unchanged() -> None:
         "  .venv/bin/python -c 'import tests.anonymizer.test_operators as t; "
         'print(t.diff_by_key(), end="")\' > testdata/explain/diff_by_key.golden.txt'
     )
+
+
+# --- the registry ------------------------------------------------------------------------------
+
+
+def test_every_policy_key_has_exactly_one_owner() -> None:
+    keys = [k for op in REGISTERED for k in op.policy_keys]
+    assert sorted(keys) == sorted(policy_settings(default_policy()))
+    assert len(keys) == len(set(keys))
+    assert set(OWNERS) == set(policy_settings(default_policy()))
+
+
+def test_names_are_unique_and_found() -> None:
+    names = [op.name for op in REGISTERED]
+    assert len(names) == len(set(names))
+    assert all(by_name(n).name == n for n in names)
+
+
+def test_a_key_owned_twice_is_refused() -> None:
+    with pytest.raises(
+        ValueError, match=r"ip\.ipv4_prefix is owned by both ip_prefix and ip_prefix"
+    ):
+        _owners((IpPrefix(), IpPrefix()))
+
+
+@pytest.mark.parametrize("key", list(CHANGED))
+def test_effect_is_the_owners(key: str) -> None:
+    new = changed(key)
+    assert effect(key, default_policy(), new) == OWNERS[key].effect(key, default_policy(), new)
+    assert effect(key, default_policy(), new)

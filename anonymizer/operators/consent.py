@@ -1,0 +1,32 @@
+"""Strip the identifiers of (or drop) a usage event without analytics consent, GPC or DNT."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from anonymizer.operators.operator import Operator
+from anonymizer.policy import Policy
+
+_NO_CONSENT = "usage events without analytics consent (or with GPC / DNT honoured)"
+
+
+class Consent(Operator):
+    name: ClassVar[str] = "consent"
+    policy_keys: ClassVar[tuple[str, ...]] = (
+        "consent.analytics_without_consent",
+        "consent.honour_gpc",
+        "consent.honour_dnt",
+    )
+
+    def effect(self, key: str, old: Policy, new: Policy) -> str:
+        if key == "consent.analytics_without_consent":
+            if new.consent.analytics_without_consent == "drop":
+                return f"{_NO_CONSENT} are no longer stored at all"
+            return f"{_NO_CONSENT} are now stored, with their identifiers stripped"
+        if key == "consent.honour_gpc":
+            signal, honoured = "GPC", new.consent.honour_gpc
+        else:
+            signal, honoured = "DNT", new.consent.honour_dnt
+        if honoured:
+            return f"the {signal} signal is now honoured: consent.analytics_without_consent applies"
+        return f"the {signal} signal is now ignored: analytics consent alone decides"

@@ -1,0 +1,18 @@
+"""Generalize an address to a GeoIP location no finer than `geo.granularity`."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from anonymizer.geo import GRANULARITIES
+from anonymizer.operators.operator import Operator, ordered
+from anonymizer.policy import Policy
+
+
+class Geo(Operator):
+    name: ClassVar[str] = "geo"
+    policy_keys: ClassVar[tuple[str, ...]] = ("geo.granularity",)
+
+    def effect(self, key: str, old: Policy, new: Policy) -> str:
+        g, h = old.geo.granularity, new.geo.granularity
+        return ordered("location is kept down to", g, h, GRANULARITIES)

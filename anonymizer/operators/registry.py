@@ -1,0 +1,60 @@
+"""The one list of operators, explicit (no import magic), and the owner of each policy key.
+
+Adding an operator: one module beside this one, one entry below. Adding a policy key: one entry
+in its owner's `policy_keys` (a test checks every key of `policy_settings` has exactly one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from anonymizer.operators.consent import Consent
+from anonymizer.operators.geo import Geo
+from anonymizer.operators.ip_prefix import IpPrefix
+from anonymizer.operators.operator import Operator
+from anonymizer.operators.pii import Pii
+from anonymizer.operators.pseudonym import Pseudonym
+from anonymizer.operators.records import PolicyVersion, ReportsMinK, Retention, UnknownFields
+from anonymizer.operators.routing_zip import RoutingZip
+from anonymizer.operators.url import Url
+from anonymizer.operators.visitor_id import VisitorId
+from anonymizer.policy import Policy
+
+REGISTERED: tuple[Operator, ...] = (
+    PolicyVersion(),
+    IpPrefix(),
+    Geo(),
+    Pseudonym(),
+    VisitorId(),
+    Url(),
+    RoutingZip(),
+    Consent(),
+    UnknownFields(),
+    Pii(),
+    Retention(),
+    ReportsMinK(),
+)
+
+
+def _owners(operators: tuple[Operator, ...]) -> Mapping[str, Operator]:
+    owners: dict[str, Operator] = {}
+    for op in operators:
+        for key in op.policy_keys:
+            if key in owners:
+                raise ValueError(f"{key} is owned by both {owners[key].name} and {op.name}")
+            owners[key] = op
+    return MappingProxyType(owners)
+
+
+OWNERS: Mapping[str, Operator] = _owners(REGISTERED)
+
+
+def by_name(name: str) -> Operator:
+    """The registered operator called `name`."""
+    return next(op for op in REGISTERED if op.name == name)
+
+
+def effect(key: str, old: Policy, new: Policy) -> str:
+    """What changing `key` alone from its value in `old` to that in `new` means."""
+    return OWNERS[key].effect(key, old, new)

@@ -1,0 +1,18 @@
+"""A cookieless visitor id: keyed hash of address and user agent under a one-day salt."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from anonymizer.operators.operator import Operator
+from anonymizer.policy import Policy
+
+
+class VisitorId(Operator):
+    name: ClassVar[str] = "visitor_id"
+    policy_keys: ClassVar[tuple[str, ...]] = ("identifiers.visitor_id",)
+
+    def effect(self, key: str, old: Policy, new: Policy) -> str:
+        if new.identifiers.visitor_id == "none":
+            return "no visitor id is stored any more"
+        return "a cookieless visitor id, linkable within one day only, is now stored"
