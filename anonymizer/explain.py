@@ -13,13 +13,14 @@ Values of personal fields are masked: an explanation never repeats an address or
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from anonymizer.errors import RecordInvalid
 from anonymizer.kinds import Record
-from anonymizer.operators.registry import effect
+from anonymizer.operators.operator import Sample, split_target
+from anonymizer.operators.registry import by_name, effect
 from anonymizer.policy import Policy, diff_settings, parse_policy
 from anonymizer.pseudonym import DAY_MS, PseudonymKey
 from anonymizer.rules import (
@@ -130,29 +131,6 @@ def _show(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _split_target(target: str) -> tuple[str, str]:
-    """(path, query) of a request target; the fragment is not part of either."""
-    path, _, query = target.partition("#")[0].partition("?")
-    return path, query
-
-
-def _placeholders(before: str, after: str) -> str:
-    pairs = zip(before.split("/"), after.split("/"), strict=False)
-    return ", ".join(dict.fromkeys(b for a, b in pairs if a != b))
-
-
-def _query_outcome(query: str, stored: str) -> tuple[Operator, str]:
-    names = [pair.partition("=")[0] for pair in query.split("&") if pair]
-    kept = [pair.partition("=")[0] for pair in stored.split("&") if pair]
-    dropped = [n for n in dict.fromkeys(names) if n not in kept]
-    replaced = [p.partition("=")[0] for p in stored.split("&") if "={" in p]
-    parts = ["dropped " + ", ".join(dropped)] if dropped else []
-    parts += ["kept " + ", ".join(kept)] if kept else []
-    parts += ["values replaced: " + ", ".join(replaced)] if replaced else []
-    op: Operator = "dropped" if dropped else "redacted" if replaced else "kept"
-    return op, "; ".join(parts)
-
-
 class _Explainer:
     """Resolves each rule of the kind against one record and its row."""
 
@@ -167,37 +145,20 @@ class _Explainer:
             self.host, self.target = self.record.host, self.record.path
         elif isinstance(self.record, EventRecord):
             self.host, self.target = split_url(self.record.url)
-        # The fields and parts whose operator depends on the record, by rule label.
-        self.resolvers: dict[str, Callable[[Row], tuple[Operator, str]]] = {
-            "ip": self._ip_prefix,
-            "ip (family)": lambda row: ("generalized", f"IPv{row['ip_version']}"),
-            "ip (geo)": self._geo,
-            "ip (visitor id)": self._visitor_id,
-            "user_agent (visitor id)": self._visitor_id,
-            "host": self._host,
-            "url (host)": self._host,
-            "path": self._path,
-            "url (path)": self._path,
-            "path (route)": self._route,
-            "url (route)": self._route,
-            "path (query)": self._query,
-            "url (query)": self._query,
-            "referrer": self._referrer,
-            "user_agent": lambda row: ("generalized", "user-agent parsing not run here"),
-            "properties": self._properties,
-            "consent": self._consent,
-            "gpc": self._consent,
-            "dnt": self._consent,
-            "imb (routing code)": self._routing_code,
-            "facility_zip": self._facility_zip,
-        }
+        self.sample = (
+            None
+            if self.row is None
+            else Sample(
+                policy, kind, raw, self.record, self.row, self.reason, self.host, self.target
+            )
+        )
 
     def present(self, rule: FieldRule) -> bool:
         """Whether the record has the field (and the part) the rule is about."""
         if self.raw.get(rule.field) is None:
             return False
         if rule.part == "query":
-            return bool(_split_target(self.target)[1])
+            return bool(split_target(self.target)[1])
         if rule.part == "fragment":
             return "#" in self.target
         if rule.part == "host":
@@ -227,97 +188,11 @@ class _Explainer:
             return "dropped", a.rule, a.how
         if not rule.columns:
             return "dropped", a.rule, ""
-        if rule.identifier:
-            if self.kind == "event" and self.reason:
-                key = "consent.analytics_without_consent"
-                return "dropped", key, f"identifiers stripped: {self.reason}"
-            return "pseudonymized", "identifiers.fields", ""
-        resolver = self.resolvers.get(rule.label)
-        if resolver is None and a.operator == "redacted" and len(rule.columns) == 1:
-            resolver = self._free_text(rule.columns[0])
-        if resolver is None:
+        operator = by_name(rule.op) if rule.op else None
+        out = operator.outcome(rule, self.sample) if operator and self.sample else None
+        if out is None:
             return a.operator, a.rule, ""
-        operator, detail = resolver(self.row)
-        if rule.label == "ip":  # only the prefix of this address's version applies
-            return operator, f"ip.ipv{self.row['ip_version']}_prefix", detail
-        return operator, a.rule, detail
-
-    def _free_text(self, column: str) -> Callable[[Row], tuple[Operator, str]]:
-        """A free-text field: kept as sent unless a detector replaced something in it."""
-
-        def resolve(row: Row) -> tuple[Operator, str]:
-            if row[column] == self.raw.get(column):
-                return "kept", ""
-            return "redacted", "personal data replaced by its placeholder"
-
-        return resolve
-
-    def _ip_prefix(self, row: Row) -> tuple[Operator, str]:
-        bits = int(row["ip_prefix"].rpartition("/")[2])  # the policy caps it below a full address
-        return "truncated", f"cut to /{bits}"
-
-    def _geo(self, row: Row) -> tuple[Operator, str]:
-        return "generalized", f"down to {self.policy.geo.granularity}; GeoIP not run here"
-
-    def _visitor_id(self, row: Row) -> tuple[Operator, str]:
-        if not row["visitor_id"]:
-            return "dropped", "no address: no visitor id"
-        return "pseudonymized", "of address + user agent, under the demo salt for the record's day"
-
-    def _host(self, row: Row) -> tuple[Operator, str]:
-        stored = row["url_host"] if self.kind == "event" else row["host"]
-        if stored == "{ip}":
-            return "redacted", "an IP literal"
-        notes = ["lower-cased, port dropped"] if stored != self.host else []
-        if self.kind == "event" and "@" in str(self.raw["url"]).partition("://")[2].split("/")[0]:
-            notes.append("userinfo dropped")
-        return "kept", "; ".join(notes)
-
-    def _path(self, row: Row) -> tuple[Operator, str]:
-        before = _split_target(self.target)[0]
-        after = row["url_path"] if self.kind == "event" else row["path"]
-        if before == after:
-            return "kept", ""
-        return "redacted", "segments replaced by " + _placeholders(before, after)
-
-    def _route(self, row: Row) -> tuple[Operator, str]:
-        before = _split_target(self.target)[0]
-        after = row["url_route"] if self.kind == "event" else row["route"]
-        if before == after:
-            return "kept", ""
-        return "generalized", "segments grouped as " + _placeholders(before, after)
-
-    def _query(self, row: Row) -> tuple[Operator, str]:
-        stored = row["url_query"] if self.kind == "event" else row["query"]
-        return _query_outcome(_split_target(self.target)[1], stored)
-
-    def _referrer(self, row: Row) -> tuple[Operator, str]:
-        host = row["referrer_host"]
-        if not host:
-            return "dropped", "not an absolute URL: nothing stored"
-        return ("redacted", "an IP literal") if host == "{ip}" else ("truncated", "host only")
-
-    def _properties(self, row: Row) -> tuple[Operator, str]:
-        replaced = [k for k, v in row["properties"].items() if v[:1] == "{" and v[-1:] == "}"]
-        if not replaced:
-            return "kept", ""
-        return "redacted", "values replaced: " + ", ".join(replaced)
-
-    def _consent(self, row: Row) -> tuple[Operator, str]:
-        if row["identifiers_stripped"]:
-            return "generalized", f"identifiers stripped: {row['consent_reason']}"
-        return "generalized", "analytics consent given: identifiers kept"
-
-    def _routing_code(self, row: Row) -> tuple[Operator, str]:
-        assert isinstance(self.record, MailScanRecord)
-        routing = self.record.imb.routing
-        if row["routing_zip"] == routing:
-            return "kept", ""
-        return "truncated", f"{len(routing)} digits cut to {len(row['routing_zip'])}"
-
-    def _facility_zip(self, row: Row) -> tuple[Operator, str]:
-        sent = str(self.raw["facility_zip"]).replace("-", "")
-        return ("truncated", "ZIP+4 cut to ZIP5") if len(sent) > 5 else ("kept", "")
+        return out.operator, out.rule or a.rule, out.detail
 
     def stamped(self) -> tuple[StampedExplanation, ...]:
         rotation = setting_values(self.policy)["identifiers.rotation"]

@@ -12,7 +12,9 @@ each rollup column, the columns of the anonymized source table it is made from, 
 (grouped by, counted, summed, sketched, quantiles) and why it is not personal data. The doc
 generator checks each against the view's SELECT.
 
-The table describes `anonymize.py`; it does not drive it. Tests check the two agree.
+Each field rule names the registered operator that does it (`op`, see `anonymizer.operators`);
+`explain` asks that operator what it did to one record. The table describes `anonymize.py`; it
+does not drive it. Tests check the two agree.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ class FieldRule:
     personal: bool = False  # the raw value may identify a person: never shown in full
     identifier: str = ""  # the `identifiers.fields` entry that switches the pseudonym on
     overrides: tuple[Override, ...] = ()
+    # the registered operator (anonymizer.operators.registry) that says what this rule did to
+    # one record's field; empty: the rule's declared operator under the policy, no detail
+    op: str = ""
 
     @property
     def label(self) -> str:
@@ -133,13 +138,13 @@ def _ip(kind: KindName) -> tuple[FieldRule, ...]:
             "never stored",
             "A network prefix is shared by the addresses of many subscribers, so it no longer "
             "singles out one connection.",
-            personal=True,
+            personal=True, op="ip_prefix",
         ),
         FieldRule(
             kind, "ip", ("ip_version",), "generalized", (),
             "reduced to its address family, 4 or 6",
             "Whether an address is IPv4 or IPv6 is shared by billions of addresses.",
-            part="family", personal=True,
+            part="family", personal=True, op="ip_family",
         ),
         FieldRule(
             kind, "ip", ("geo_country", "geo_region", "geo_city"), "generalized",
@@ -148,7 +153,7 @@ def _ip(kind: KindName) -> tuple[FieldRule, ...]:
             "configured level (finer levels stored empty)",
             "A country, region or city is shared by many people; the address it came from is "
             "not stored.",
-            part="geo", personal=True, overrides=(_GEO_NONE,),
+            part="geo", personal=True, overrides=(_GEO_NONE,), op="geo",
         ),
         _visitor_id(kind, "ip"),
     )  # fmt: skip
@@ -171,7 +176,7 @@ def _visitor_id(kind: KindName, field: str) -> FieldRule:
     return FieldRule(
         kind, field, ("visitor_id",), "pseudonymized", ("identifiers.visitor_id",),
         _VISITOR_HOW, _VISITOR_WHY,
-        part="visitor id", personal=True, overrides=(_VISITOR_NONE,),
+        part="visitor id", personal=True, overrides=(_VISITOR_NONE,), op="visitor_id",
     )  # fmt: skip
 
 
@@ -186,7 +191,7 @@ def _pseudonym(kind: KindName, field: str, column: str, consent: bool = False) -
         "Pseudonymous: the token cannot be reversed or tested against a guess without the "
         "tenant's key, which never leaves the data dir, and shredding the epoch's key makes it "
         "unlinkable forever.",
-        personal=True, identifier=field,
+        personal=True, identifier=field, op="pseudonym",
     )  # fmt: skip
 
 
@@ -196,7 +201,7 @@ def _route(kind: KindName, field: str, column: str) -> FieldRule:
         "the redacted path with every number, long hex string and placeholder segment as {id} "
         "(`/orders/42/items` -> `/orders/{id}/items`)",
         "A route template is shared by every request to that kind of page.",
-        part="route", personal=True,
+        part="route", personal=True, op="route",
     )  # fmt: skip
 
 
@@ -212,7 +217,7 @@ def _url(
             "{token}, {id} as `url.redact` lists them; {ip}, {phone}, {card}, {iban} always; "
             "`;` matrix parameters are dropped",
             "What is left is the page's route, which every visitor of that page shares.",
-            part=path_part, personal=True, overrides=(_REDACT_NONE,),
+            part=path_part, personal=True, overrides=(_REDACT_NONE,), op="url_path",
         ),
         _route(kind, field, route),
         FieldRule(
@@ -221,7 +226,7 @@ def _url(
             "values of kept ones are redacted like path segments",
             "Only allow-listed parameters such as campaign tags survive; search terms, tokens "
             "and ids in the query are never stored.",
-            part="query", personal=True, overrides=(_QUERY_NONE,),
+            part="query", personal=True, overrides=(_QUERY_NONE,), op="query",
         ),
         FieldRule(
             kind, field, (), "dropped", (),
@@ -246,7 +251,7 @@ FREE_TEXT_HOW = (
 
 def _free(kind: KindName, field: str, why: str) -> FieldRule:
     """A free-text field: kept, but run through the detectors (anonymizer.detectors)."""
-    return FieldRule(kind, field, (field,), "redacted", PII_KEYS, FREE_TEXT_HOW, why)
+    return FieldRule(kind, field, (field,), "redacted", PII_KEYS, FREE_TEXT_HOW, why, op="pii")
 
 
 # --- the table ------------------------------------------------------------------------------
@@ -267,6 +272,7 @@ RULES: tuple[FieldRule, ...] = (
         "(dotted, decimal, octal, hex, IPv6) becomes {ip}; an address or other personal data in "
         "a label is replaced by its placeholder",
         "The requested site belongs to the tenant, not to the visitor.",
+        op="host",
     ),
     *_url("access_log", "path", "path", "route", "query"),
     _kept(
@@ -286,7 +292,7 @@ RULES: tuple[FieldRule, ...] = (
         "cut to its host (lower-cased, no port, no userinfo); an IP literal becomes {ip}",
         "A referring site is shared by all its visitors; its path and query, which can carry "
         "anything, are dropped.",
-        personal=True,
+        personal=True, op="referrer",
     ),
     FieldRule(
         "access_log", "user_agent", _UA_ACCESS_COLUMNS, "generalized", PII_KEYS,
@@ -294,7 +300,7 @@ RULES: tuple[FieldRule, ...] = (
         "parsed fields go through the detectors like free text",
         "Browser, OS and device families are shared by many people, unlike the full string "
         "(a fingerprinting aid).",
-        personal=True,
+        personal=True, op="user_agent",
     ),
     _visitor_id("access_log", "user_agent"),
     _pseudonym("access_log", "user_id", "user_pseudonym"),
@@ -342,7 +348,7 @@ RULES: tuple[FieldRule, ...] = (
         "parsed into browser family, major version and a bot flag; the raw string is never "
         "stored (no user agent: empty); the parsed fields go through the detectors",
         "A browser family and major version are shared by many people, unlike the full string.",
-        personal=True,
+        personal=True, op="user_agent",
     ),
     _visitor_id("device", "user_agent"),
     # event -> usage_events
@@ -366,7 +372,7 @@ RULES: tuple[FieldRule, ...] = (
         "the host only, lower-cased without port; userinfo (user:password@) is dropped and an "
         "IP literal becomes {ip}",
         "The site belongs to the tenant, not to the visitor.",
-        part="host", personal=True,
+        part="host", personal=True, op="host",
     ),
     *_url("event", "url", "url_path", "url_route", "url_query", path_part="path"),
     FieldRule(
@@ -376,7 +382,7 @@ RULES: tuple[FieldRule, ...] = (
         "record is rejected (`pii.action`, `pii.fields`)",
         "Values of the shapes personal data takes are replaced; other free text is kept, so "
         "senders must not put names or addresses in property values.",
-        personal=True,
+        personal=True, op="properties",
     ),
     FieldRule(
         "event", "consent", ("identifiers_stripped", "consent_reason"), "generalized",
@@ -384,6 +390,7 @@ RULES: tuple[FieldRule, ...] = (
         "reduced to the outcome: identifiers kept, stripped (reason no_consent) or the event "
         "dropped",
         "Only whether identifiers were stripped, and why, is stored.",
+        op="consent",
     ),
     FieldRule(
         "event", "gpc", ("identifiers_stripped", "consent_reason"), "generalized",
@@ -391,6 +398,7 @@ RULES: tuple[FieldRule, ...] = (
         "reduced to the outcome: when honoured, identifiers stripped (reason gpc) or the event "
         "dropped",
         "Only whether identifiers were stripped, and why, is stored.",
+        op="consent",
     ),
     FieldRule(
         "event", "dnt", ("identifiers_stripped", "consent_reason"), "generalized",
@@ -398,6 +406,7 @@ RULES: tuple[FieldRule, ...] = (
         "reduced to the outcome: when honoured, identifiers stripped (reason dnt) or the event "
         "dropped",
         "Only whether identifiers were stripped, and why, is stored.",
+        op="consent",
     ),
     # mail_scan -> mail_scans
     _time("mail_scan"),
@@ -425,14 +434,14 @@ RULES: tuple[FieldRule, ...] = (
         "Pseudonymous: the serial identifies one mail piece and so its recipient; the token "
         "cannot be reversed without the tenant's key, and shredding the epoch's key makes it "
         "unlinkable forever.",
-        part="serial", personal=True, identifier="imb.serial",
+        part="serial", personal=True, identifier="imb.serial", op="pseudonym",
     ),
     FieldRule(
         "mail_scan", "imb", ("routing_zip",), "truncated", ("mail.routing_zip",),
         "the routing code cut to its ZIP5 or ZIP3; ZIP+4 and the delivery point are dropped",
         "A ZIP5 or ZIP3 holds thousands of households; the ZIP+4 and delivery point, which name "
         "a household, are never stored.",
-        part="routing code", personal=True,
+        part="routing code", personal=True, op="routing_zip",
         overrides=(
             Override("mail.routing_zip", '"none"', "dropped", "no part of the routing code "
                      "is stored"),
@@ -447,6 +456,7 @@ RULES: tuple[FieldRule, ...] = (
         "a ZIP+4 is cut to its ZIP5",
         "The ZIP5 of a postal facility locates a building of the postal service, not a "
         "household.",
+        op="facility_zip",
     ),
     _free(
         "mail_scan", "operation_code",

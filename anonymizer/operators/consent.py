@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from anonymizer.operators.operator import Operator
+from anonymizer.operators.operator import Operator, Outcome, Sample
 from anonymizer.policy import Policy
+from anonymizer.rules import FieldRule
 
 _NO_CONSENT = "usage events without analytics consent (or with GPC / DNT honoured)"
 
@@ -30,3 +31,8 @@ class Consent(Operator):
         if honoured:
             return f"the {signal} signal is now honoured: consent.analytics_without_consent applies"
         return f"the {signal} signal is now ignored: analytics consent alone decides"
+
+    def outcome(self, rule: FieldRule, sample: Sample) -> Outcome:
+        if sample.row["identifiers_stripped"]:
+            return Outcome("generalized", f"identifiers stripped: {sample.row['consent_reason']}")
+        return Outcome("generalized", "analytics consent given: identifiers kept")

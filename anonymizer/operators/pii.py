@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from anonymizer.operators.operator import Operator
+from anonymizer.operators.operator import Operator, Outcome, Sample
 from anonymizer.policy import Policy
+from anonymizer.rules import FieldRule
 
 
 class Pii(Operator):
@@ -24,3 +25,10 @@ class Pii(Operator):
         )
         per_field = f"; per field: {dict(new.pii.fields)}" if new.pii.fields else ""
         return f"personal data found in a kept field is now {action}{per_field}"
+
+    def outcome(self, rule: FieldRule, sample: Sample) -> Outcome:
+        """A free-text field: kept as sent unless a detector replaced something in it."""
+        (column,) = rule.columns
+        if sample.row[column] == sample.raw.get(column):
+            return Outcome("kept")
+        return Outcome("redacted", "personal data replaced by its placeholder")

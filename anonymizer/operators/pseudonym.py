@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from anonymizer.operators.operator import Operator, set_change
+from anonymizer.operators.operator import Operator, Outcome, Sample, set_change
 from anonymizer.policy import Policy
+from anonymizer.rules import FieldRule
 
 _ROTATION_SPAN = {"daily": "a day", "monthly": "a month", "never": "all time (until shredded)"}
 
@@ -25,3 +26,9 @@ class Pseudonym(Operator):
             f"{_ROTATION_SPAN[r]}; new rows get a new key epoch, so their pseudonyms do not "
             "match older rows'"
         )
+
+    def outcome(self, rule: FieldRule, sample: Sample) -> Outcome:
+        if sample.kind == "event" and sample.reason:
+            detail = f"identifiers stripped: {sample.reason}"
+            return Outcome("dropped", detail, "consent.analytics_without_consent")
+        return Outcome("pseudonymized", "", "identifiers.fields")

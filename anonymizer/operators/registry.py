@@ -1,7 +1,8 @@
 """The one list of operators, explicit (no import magic), and the owner of each policy key.
 
-Adding an operator: one module beside this one, one entry below. Adding a policy key: one entry
-in its owner's `policy_keys` (a test checks every key of `policy_settings` has exactly one).
+Adding an operator: one module beside this one, one entry below, and its name as `op` on the
+rules it does (`anonymizer.rules`). Adding a policy key: one entry in its owner's `policy_keys`
+(a test checks every key of `policy_settings` has exactly one owner).
 """
 
 from __future__ import annotations
@@ -10,28 +11,46 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from anonymizer.operators.consent import Consent
+from anonymizer.operators.facility_zip import FacilityZip
 from anonymizer.operators.geo import Geo
+from anonymizer.operators.host import Host
+from anonymizer.operators.ip_family import IpFamily
 from anonymizer.operators.ip_prefix import IpPrefix
 from anonymizer.operators.operator import Operator
 from anonymizer.operators.pii import Pii
+from anonymizer.operators.properties import Properties
 from anonymizer.operators.pseudonym import Pseudonym
+from anonymizer.operators.query import Query
 from anonymizer.operators.records import PolicyVersion, ReportsMinK, Retention, UnknownFields
+from anonymizer.operators.referrer import Referrer
+from anonymizer.operators.route import Route
 from anonymizer.operators.routing_zip import RoutingZip
-from anonymizer.operators.url import Url
+from anonymizer.operators.url_path import UrlPath
+from anonymizer.operators.user_agent import UserAgent
 from anonymizer.operators.visitor_id import VisitorId
 from anonymizer.policy import Policy
 
 REGISTERED: tuple[Operator, ...] = (
-    PolicyVersion(),
+    # field operators
     IpPrefix(),
+    IpFamily(),
     Geo(),
     Pseudonym(),
     VisitorId(),
-    Url(),
-    RoutingZip(),
-    Consent(),
-    UnknownFields(),
+    Host(),
+    UrlPath(),
+    Route(),
+    Query(),
+    Referrer(),
+    UserAgent(),
     Pii(),
+    Properties(),
+    Consent(),
+    RoutingZip(),
+    FacilityZip(),
+    # settings that act on whole records and rows
+    PolicyVersion(),
+    UnknownFields(),
     Retention(),
     ReportsMinK(),
 )
@@ -48,11 +67,12 @@ def _owners(operators: tuple[Operator, ...]) -> Mapping[str, Operator]:
 
 
 OWNERS: Mapping[str, Operator] = _owners(REGISTERED)
+BY_NAME: Mapping[str, Operator] = MappingProxyType({op.name: op for op in REGISTERED})
 
 
 def by_name(name: str) -> Operator:
     """The registered operator called `name`."""
-    return next(op for op in REGISTERED if op.name == name)
+    return BY_NAME[name]
 
 
 def effect(key: str, old: Policy, new: Policy) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from anonymizer.operators.operator import Operator, ordered
+from anonymizer.operators.operator import Operator, Outcome, Sample, ordered
 from anonymizer.policy import ROUTING_ZIPS, Policy
+from anonymizer.rules import FieldRule
+from anonymizer.types import MailScanRecord
 
 
 class RoutingZip(Operator):
@@ -15,3 +17,10 @@ class RoutingZip(Operator):
     def effect(self, key: str, old: Policy, new: Policy) -> str:
         z, y = old.mail.routing_zip, new.mail.routing_zip
         return ordered("the IMb routing code is kept as", z, y, ROUTING_ZIPS)
+
+    def outcome(self, rule: FieldRule, sample: Sample) -> Outcome:
+        assert isinstance(sample.record, MailScanRecord)
+        routing, stored = sample.record.imb.routing, sample.row["routing_zip"]
+        if stored == routing:
+            return Outcome("kept")
+        return Outcome("truncated", f"{len(routing)} digits cut to {len(stored)}")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from anonymizer.operators.operator import Operator
+from anonymizer.operators.operator import Operator, Outcome, Sample
 from anonymizer.policy import Policy
+from anonymizer.rules import FieldRule
 
 
 class VisitorId(Operator):
@@ -16,3 +17,10 @@ class VisitorId(Operator):
         if new.identifiers.visitor_id == "none":
             return "no visitor id is stored any more"
         return "a cookieless visitor id, linkable within one day only, is now stored"
+
+    def outcome(self, rule: FieldRule, sample: Sample) -> Outcome:
+        if not sample.row["visitor_id"]:
+            return Outcome("dropped", "no address: no visitor id")
+        return Outcome(
+            "pseudonymized", "of address + user agent, under the demo salt for the record's day"
+        )

@@ -8,9 +8,9 @@ import pytest
 
 from anonymizer.explain import explain_diff, policy_text, render_diff
 from anonymizer.operators.ip_prefix import IpPrefix
-from anonymizer.operators.registry import OWNERS, REGISTERED, _owners, by_name, effect
+from anonymizer.operators.registry import BY_NAME, OWNERS, REGISTERED, _owners, by_name, effect
 from anonymizer.policy import Policy, default_policy, diff_settings, parse_policy, policy_settings
-from anonymizer.rules import setting_values
+from anonymizer.rules import PII_KEYS, RULES, setting_values
 
 REPO = Path(__file__).resolve().parents[2]
 DIFF_GOLDEN = REPO / "testdata" / "explain" / "diff_by_key.golden.txt"
@@ -100,3 +100,27 @@ def test_effect_is_the_owners(key: str) -> None:
     new = changed(key)
     assert effect(key, default_policy(), new) == OWNERS[key].effect(key, default_policy(), new)
     assert effect(key, default_policy(), new)
+
+
+def test_every_rule_names_a_registered_operator() -> None:
+    named = {r.op for r in RULES if r.op}
+    assert named <= set(BY_NAME), named - set(BY_NAME)
+
+
+def test_no_operator_is_dead() -> None:
+    """Each registered operator does some rule, or owns a policy key, or both."""
+    named = {r.op for r in RULES if r.op}
+    for op in REGISTERED:
+        assert op.name in named or op.policy_keys, op.name
+
+
+def test_identifier_rules_are_pseudonyms_and_free_text_is_detected() -> None:
+    for r in RULES:
+        assert (r.op == "pseudonym") == bool(r.identifier), r.label
+        if r.policy_keys == PII_KEYS and r.operator == "redacted" and r.field != "properties":
+            assert r.op == "pii", r.label
+
+
+def test_an_operator_without_keys_has_no_effect() -> None:
+    with pytest.raises(KeyError, match="route owns no policy key"):
+        by_name("route").effect("url.redact", default_policy(), default_policy())

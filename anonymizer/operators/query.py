@@ -1,0 +1,32 @@
+"""Keep only allow-listed query parameters (`url.keep_query_params`), values redacted."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from anonymizer.operators.operator import Operator, Outcome, Sample, set_change, split_target
+from anonymizer.policy import Policy
+from anonymizer.rules import FieldRule
+from anonymizer.rules import Operator as OperatorName
+
+
+class Query(Operator):
+    name: ClassVar[str] = "query"
+    policy_keys: ClassVar[tuple[str, ...]] = ("url.keep_query_params",)
+
+    def effect(self, key: str, old: Policy, new: Policy) -> str:
+        a, b = sorted(old.url.keep_query_params), sorted(new.url.keep_query_params)
+        return set_change("query parameters", a, b, "now kept", "now dropped")
+
+    def outcome(self, rule: FieldRule, sample: Sample) -> Outcome:
+        query = split_target(sample.target)[1]
+        stored = sample.row["url_query" if sample.kind == "event" else "query"]
+        names = [pair.partition("=")[0] for pair in query.split("&") if pair]
+        kept = [pair.partition("=")[0] for pair in stored.split("&") if pair]
+        dropped = [n for n in dict.fromkeys(names) if n not in kept]
+        replaced = [p.partition("=")[0] for p in stored.split("&") if "={" in p]
+        parts = ["dropped " + ", ".join(dropped)] if dropped else []
+        parts += ["kept " + ", ".join(kept)] if kept else []
+        parts += ["values replaced: " + ", ".join(replaced)] if replaced else []
+        op: OperatorName = "dropped" if dropped else "redacted" if replaced else "kept"
+        return Outcome(op, "; ".join(parts))
