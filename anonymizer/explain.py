@@ -6,7 +6,9 @@ pseudonyms and visitor ids are made under a fixed demo key and salt, and no enri
 GeoIP database, no user-agent parsing), so those columns show their empty defaults.
 
 Raw JSON becomes a typed record and then a row through the kind registry (`anonymizer.kinds`),
-the very validator and row builder the collector runs.
+the very validator and row builder the collector runs. What was done to each field is said by
+the operator its rule names (`FieldRule.op`), and what a policy change means by the operator that
+owns the key (`anonymizer.operators.registry`).
 Values of personal fields are masked: an explanation never repeats an address or identifier.
 """
 
