@@ -167,7 +167,7 @@ DETECTORS: tuple[Detector, ...] = (
         re.compile(
             r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.?[A-Za-z0-9_-]*"
             r"|\b[Bb][Ee][Aa][Rr][Ee][Rr][ +]+[A-Za-z0-9._~+/=-]{8,}"
-            r"|(?<![^\s/\"'<(=])[^\s/:@<>\"']+:[^\s/@<>\"']+@(?=[A-Za-z0-9\[{])"
+            r"|(?<![^\s/\"'<(=])[^\s/:@<>\"']{1,256}:[^\s/@<>\"']{1,256}@(?=[A-Za-z0-9\[{])"
             r"|(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{16,}(?![A-Za-z0-9_-])",
             _A,
         ),
@@ -182,9 +182,13 @@ DETECTORS: tuple[Detector, ...] = (
         "`(at)`/`[at]` (with `(dot)`/`[dot]`)",
         "a local part, `@`, a domain with a dot and a top-level domain of letters",
         re.compile(
-            rf"(?:(?:\"[^\"\n]{{1,64}}\"|{_EMAIL_CHARS}+)@)+(?:{_LABEL}+\.)+{_TLD}"
+            # a local part starts only at the start of a run of its characters, and at most 4
+            # are chained by `@`: otherwise a long run with no `@` (or `a@a@a@...`) was scanned
+            # again from each of its positions (8 KB of letters: seconds)
+            rf"(?:(?:\"[^\"\n]{{1,64}}\"|(?<!{_EMAIL_CHARS[:-1]}]){_EMAIL_CHARS}+)@){{1,4}}"
+            rf"(?:{_LABEL}+\.)+{_TLD}"
             # written out: `kim(at)example.com`, `kim [at] example [dot] com`
-            rf"|[A-Za-z0-9._%+-]+ ?[(\[{{](?i:at)[)\]}}] ?"
+            rf"|(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+ ?[(\[{{](?i:at)[)\]}}] ?"
             rf"(?:{_LABEL}+ ?(?:\.|[(\[{{](?i:dot)[)\]}}]) ?)+{_TLD}",
             _A,
         ),
