@@ -76,7 +76,7 @@ def luhn(digits: str) -> bool:
 
 def iban_ok(text: str) -> bool:
     """ISO 13616 mod-97 check (spaces ignored)."""
-    s = text.replace(" ", "").replace("+", "").upper()
+    s = text.replace(" ", "").replace("+", "").replace("-", "").upper()
     if not s.isascii() or not s.isalnum():
         return False
     if not 15 <= len(s) <= 34:
@@ -154,6 +154,9 @@ _DIGIT_LETTER = re.compile(r"[0-9][A-Za-z]")
 
 
 _EMAIL_CHARS = r"[^\s@/\\<>()\[\]{}\",;:]"
+# a domain label: ASCII, or any other script (an internationalized domain, after NFKC)
+_LABEL = r"(?:[A-Za-z0-9-]|[^\x00-\x7f])"
+_TLD = r"(?:xn--[A-Za-z0-9-]+|[A-Za-z]{2,}|[^\x00-\x7f]{2,})(?![A-Za-z0-9]|[^\x00-\x7f])"
 DETECTORS: tuple[Detector, ...] = (
     Detector(
         "token",
@@ -164,7 +167,7 @@ DETECTORS: tuple[Detector, ...] = (
         re.compile(
             r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.?[A-Za-z0-9_-]*"
             r"|\b[Bb][Ee][Aa][Rr][Ee][Rr][ +]+[A-Za-z0-9._~+/=-]{8,}"
-            r"|(?<![^\s/\"'<(=])[^\s/:@<>\"']+:[^\s/@<>\"']+@(?=[A-Za-z0-9\[{])"
+            r"|(?<![^\s/\"'<(=])[^\s/:@<>\"']{1,256}:[^\s/@<>\"']{1,256}@(?=[A-Za-z0-9\[{])"
             r"|(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{16,}(?![A-Za-z0-9_-])",
             _A,
         ),
@@ -174,11 +177,23 @@ DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         "email",
-        "email addresses, also with several `@` or percent-encoded (`%40`, `%2540`)",
+        "email addresses, also with several `@`, percent-encoded (`%40`, `%2540`), with a quoted "
+        'local part (`"j doe"@`), an internationalized domain (`bücher.example`) or written '
+        "`(at)`/`[at]` (with `(dot)`/`[dot]`)",
         "a local part, `@`, a domain with a dot and a top-level domain of letters",
-        re.compile(rf"(?:{_EMAIL_CHARS}+@)+(?:[A-Za-z0-9-]+\.)+[A-Za-z]{{2,}}(?![A-Za-z0-9])", _A),
+        re.compile(
+            # a local part starts only at the start of a run of its characters, and at most 4
+            # are chained by `@`: otherwise a long run with no `@` (or `a@a@a@...`) was scanned
+            # again from each of its positions (8 KB of letters: seconds)
+            rf"(?:(?:\"[^\"\n]{{1,64}}\"|(?<!{_EMAIL_CHARS[:-1]}]){_EMAIL_CHARS}+)@){{1,4}}"
+            rf"(?:{_LABEL}+\.)+{_TLD}"
+            # written out: `kim(at)example.com`, `kim [at] example [dot] com`
+            rf"|(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+ ?[(\[{{](?i:at)[)\]}}] ?"
+            rf"(?:{_LABEL}+ ?(?:\.|[(\[{{](?i:dot)[)\]}}]) ?)+{_TLD}",
+            _A,
+        ),
         _always,
-        r"@[A-Za-z0-9-]+\.",
+        r"@[A-Za-z0-9-]+\.|[(\[{](?i:at)[)\]}]",
     ),
     Detector(
         "uuid",
@@ -194,22 +209,28 @@ DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         "iban",
-        "IBANs, with or without spaces",
+        "IBANs, with or without spaces or dashes",
         "ISO 13616 mod-97 check",
         re.compile(
-            r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?:[ +]?[A-Z0-9]{4}){2,7}(?:[ +]?[A-Z0-9]{1,3})?",
+            r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?:[ +-]?[A-Z0-9]{4}){2,7}(?:[ +-]?[A-Z0-9]{1,3})?",
             _A | re.IGNORECASE,
         ),
         iban_ok,
-        r"[A-Za-z]{2}[0-9]{2}[ +]?[A-Za-z0-9]{4}[ +]?[A-Za-z0-9]{4}",
+        r"[A-Za-z]{2}[0-9]{2}[ +-]?[A-Za-z0-9]{4}[ +-]?[A-Za-z0-9]{4}",
     ),
     Detector(
         "card",
-        "payment card numbers: 13 to 19 digits, with or without spaces or dashes",
+        "payment card numbers: 13 to 19 digits, with or without spaces or dashes (dots or `_` "
+        "between groups of four)",
         "Luhn check",
-        re.compile(r"(?<![0-9])[0-9](?:[ +-]?[0-9]){12,18}(?![0-9])", _A),
+        re.compile(
+            r"(?<![0-9])[0-9](?:[ +-]?[0-9]){12,18}(?![0-9])"
+            # `4111.1111.1111.1111`, `4111_1111_...`: only in groups of four (not a version)
+            r"|(?<![0-9.])[0-9]{4}([._])[0-9]{4}\1[0-9]{4}\1[0-9]{1,7}(?![0-9]|\.[0-9])",
+            _A,
+        ),
         luhn,
-        r"[0-9](?:[ +-]?[0-9]){12,18}",
+        r"[0-9](?:[ +-]?[0-9]){12,18}|[0-9]{4}[._][0-9]{4}[._][0-9]{4}[._][0-9]",
     ),
     Detector(
         "ip",
@@ -270,10 +291,34 @@ def digits_detector(n: int) -> Detector:
     )
 
 
+# Ideographic full stops: IDNA reads them as the dot of a domain (U+FF0E is NFKC's already).
+_DOTS = {0x3002: ".", 0xFF61: "."}
+
+
+def _unicode_plain(text: str) -> str:
+    """NFKC (full-width forms), then what NFKC leaves: invisible format characters (zero-width
+    space and joiners, soft hyphen, bidi marks: `ki\u200dm@exam\u200bple.com`) removed, digits
+    of every script (Arabic-Indic `٠١٢`, Devanagari, ...) as ASCII digits, ideographic full
+    stops as dots."""
+    text = unicodedata.normalize("NFKC", text)
+    out = []
+    for c in text:
+        if c.isascii():
+            out.append(c)
+        elif unicodedata.category(c) == "Cf":
+            continue
+        elif c.isdecimal():
+            out.append(str(unicodedata.decimal(c)))
+        else:
+            out.append(_DOTS.get(ord(c), c))
+    return "".join(out)
+
+
 def normalize(text: str, plus_is_space: bool = False) -> str:
-    """The text a reader would see: NFKC, then percent-decoded until stable (bounded)."""
+    """The text a reader would see: NFKC and the other Unicode forms above, then
+    percent-decoded until stable (bounded)."""
     if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
+        text = _unicode_plain(text)
     if "%" in text or (plus_is_space and "+" in text):
         # `+` is a space only in the form-encoded layer: a `%2B` decoded later is a real `+`
         decode = unquote_plus if plus_is_space else unquote
@@ -284,7 +329,7 @@ def normalize(text: str, plus_is_space: bool = False) -> str:
             text = decoded
             decode = unquote
         if not text.isascii():
-            text = unicodedata.normalize("NFKC", text)
+            text = _unicode_plain(text)
     return text
 
 

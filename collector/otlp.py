@@ -118,6 +118,10 @@ class _Malformed(Exception):
 # messages are counted on the wire first, within this budget per allowed record (a record with 30
 # attributes is ~60 messages).
 MESSAGES_PER_RECORD = 64
+# Every field the walk reads costs a turn of a Python loop (~1 us), scalars and unknown fields
+# too: 64 MiB of `0x20` (an unknown varint field, repeated) walked 32M fields in ~30 s. A real
+# record reads about two fields per message (a KeyValue's key and value) plus a dozen scalars.
+FIELDS_PER_RECORD = 2 * MESSAGES_PER_RECORD + 32
 
 
 def _message_fields(descriptor: Any, table: dict[str, dict[int, str]]) -> dict[str, dict[int, str]]:
@@ -151,7 +155,8 @@ def count_protobuf_records(body: bytes, max_records: int) -> int:
     or the messages pass `MESSAGES_PER_RECORD * max_records`; the walk stops there, so its cost
     is bounded too. 400 for a wire format broken where the walk goes."""
     budget = MESSAGES_PER_RECORD * max_records
-    records = messages = 0
+    field_budget = FIELDS_PER_RECORD * max_records
+    records = messages = fields = 0
     stack = [(0, len(body), _ROOT)]
     size = len(body)
     schema = _SCHEMA if size // 2 > budget else _OUTER  # 10,000 records: over 1.25 MiB
@@ -160,6 +165,12 @@ def count_protobuf_records(body: bytes, max_records: int) -> int:
             i, end, kind = stack.pop()
             children = schema[kind]
             while i < end:
+                fields += 1
+                if fields > field_budget:
+                    raise PayloadTooLarge(
+                        f"more than {field_budget} protobuf fields in one request "
+                        f"({FIELDS_PER_RECORD} per record)"
+                    )
                 key, i = _varint(body, i)
                 wire = key & 7
                 if wire == 2:

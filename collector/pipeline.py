@@ -114,12 +114,15 @@ class Run:
 
     def feed(self, items: Iterator[tuple[Kind, Item]], budget_s: float = math.inf) -> bool:
         """Process items until they run out (True) or about `budget_s` of work is done (False;
-        call again with the same iterator to go on). The clock is read every 16 records."""
+        call again with the same iterator to go on). The clock is read after every record
+        (~0.1 us): a record can cost ~5 ms (40 properties of fresh free text), so reading it
+        every 16 records let one slice hold the loop ~100 ms."""
         deadline = time.perf_counter() + budget_s
         one = self._one
+        clock = time.perf_counter
         for kind, item in items:
             one(kind, item)
-            if not self.index & 15 and time.perf_counter() > deadline:
+            if clock() > deadline:
                 return False
         return True
 

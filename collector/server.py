@@ -240,6 +240,26 @@ class ConnectionHandler(RequestHandler):
             self._head_timer.cancel()
             self._head_timer = None
 
+    async def finish_response(
+        self, request: BaseRequest, resp: StreamResponse, start_time: float | None
+    ) -> tuple[StreamResponse, bool]:
+        """A body that could not be read (corrupt gzip/zstd/br, broken framing) leaves the
+        connection unusable: the answer says `Connection: close`, so a client does not send its
+        next request into a socket that is about to be closed (it got a reset)."""
+        if request.content.exception() is not None:
+            resp.force_close()
+        return await super().finish_response(request, resp, start_time)
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp reads (lingers on) the rest of a body after an early answer; a corrupt one
+        fails there and was logged as an ERROR with a 30-line traceback per request. It is
+        the sender's fault and already answered: one INFO line, like the other rejections."""
+        exc = kw.get("exc_info")
+        if isinstance(exc, RequestPayloadError):
+            log.info("closed a connection: the rest of a request body could not be read")
+            return
+        super().log_exception(*args, **kw)
+
     def _head_late(self) -> None:
         self._head_timer = None
         if self.transport is not None and self.awaiting_head():

@@ -144,7 +144,30 @@ def corpus() -> list[Hostile]:
         out += _encoded("id", d, (_digits(d),))
     for u in UUIDS:
         out += _encoded("uuid", u, (u, u.replace("-", "")))
+    for cls, text, needles in UNICODE_FORMS:
+        out.append(Hostile(cls, text, needles))
     return out
+
+
+_ZW = "\u200b"  # zero-width space: invisible, survives NFKC
+_ARABIC = {ord(d): 0x0660 + int(d) for d in "0123456789"}  # Arabic-Indic digits
+# Forms a reader takes for personal data that NFKC alone does not normalize, and written ones
+UNICODE_FORMS = (
+    ("email", f"ki{_ZW}m.zw@exam{_ZW}ple.com", (f"ki{_ZW}m.zw", "kim.zw")),
+    ("email", "ki\u200dm.zwj@example.com", ("ki\u200dm.zwj", "kim.zwj")),
+    ("email", '"kim quoted"@example.com', ("kim quoted",)),
+    ("email", "müller.idn@bücher.example", ("müller.idn",)),
+    ("email", "kim.ideo@example\u3002com", ("kim.ideo",)),
+    ("email", "kim.obf(at)example(dot)com", ("kim.obf",)),
+    ("email", "kim.obf2 [at] example [dot] org", ("kim.obf2",)),
+    ("phone", f"+1{_ZW}415{_ZW}555{_ZW}2672", (f"+1{_ZW}415", "4155552672")),
+    ("phone", "+49 30 7654329".translate(_ARABIC), ("+49 30 7654329".translate(_ARABIC),)),
+    ("card", "4111.1111.1111.1111", ("4111.1111.1111.1111",)),
+    ("card", "4012_8888_8888_1881", ("4012_8888_8888_1881",)),
+    ("card", f"5500{_ZW}0000{_ZW}0000{_ZW}0004", (f"5500{_ZW}0000",)),
+    ("iban", "GB82-WEST-1234-5698-7654-32", ("GB82-WEST-1234",)),
+    ("ipv4", "10.51.52.53".replace(".", "\u3002"), ("10\u300251\u300252",)),
+)
 
 
 def embedded() -> list[Hostile]:

@@ -24,6 +24,24 @@ from tests import hostile
     ("text", "stored", "cls"),
     [
         ("john@example.com", "{email}", "email"),
+        # what NFKC leaves: zero-width characters, digits of other scripts, ideographic stops
+        ("ki\u200dm@exam\u200bple.com", "{email}", "email"),
+        ("+1\u200b415\u200b555\u200b2671", "{phone}", "phone"),
+        (
+            "+\u0664\u0669 \u0663\u0660 \u0661\u0662\u0663\u0664\u0665\u0666\u0667",
+            "{phone}",
+            "phone",
+        ),
+        ("kim@example\u3002com", "{email}", "email"),
+        ("1\u30022\u30023\u30024", "{ip}", "ip"),
+        ('"john doe"@example.com', "{email}", "email"),
+        ("müller@bücher.example", "{email}", "email"),
+        ("user@host.xn--p1ai", "{email}", "email"),
+        ("write john(at)example.com", "write {email}", "email"),
+        ("john [at] example [dot] com", "{email}", "email"),
+        ("card 4111.1111.1111.1111", "card {card}", "card"),
+        ("4111_1111_1111_1111", "{card}", "card"),
+        ("GB82-WEST-1234-5698-7654-32", "{iban}", "iban"),
         ("hello john@example.com bye", "hello {email} bye", "email"),
         ("jane@doe@corp.example.org", "{email}", "email"),
         ("john%40example.com", "{email}", "email"),
@@ -82,6 +100,8 @@ def test_known_answers(text: str, stored: str, cls: str) -> None:
         "2001:db8:1::/48", "Chrome 120.0.6099.109", "4111 1111 1111 1112", "DE00 0000 0000",
         "a@b", "user@localhost", "255.255.255.256", "Mac OS X 10_15_7", "20 items for 9.99",
         "http://shop.example.com/cart", "", "AAAAAAAAAAAAAAAAAAAAAAAA",
+        "meet at example.com", "data (at) rest", "10.0.19041.1234", "2024.1120.1530.0001",
+        "react@18.2.0", "日本語のテキスト。次の文", "Straße", "\u0661\u0662\u0663",
     ],
 )  # fmt: skip
 def test_ordinary_text_survives(text: str) -> None:

@@ -933,3 +933,18 @@ def test_json_records_are_counted_before_parse_dict() -> None:
     assert len(decode_otlp_logs(body, JSON, max_records=3)) == 3
     with pytest.raises(PayloadTooLarge, match="3 records"):
         decode_otlp_logs(body, JSON, max_records=2)
+
+
+def test_a_bomb_of_unknown_scalar_fields_stops_at_the_field_budget() -> None:
+    """`0x20 0x20 ...` is an unknown varint field repeated: no message, no record, but a turn
+    of the walk each (64 MiB of it was ~30 s of CPU and then a 200)."""
+    from collector.otlp import FIELDS_PER_RECORD, count_protobuf_records
+
+    assert count_protobuf_records(b"\x20\x20" * FIELDS_PER_RECORD, 1) == 0
+    with pytest.raises(PayloadTooLarge, match=f"more than {FIELDS_PER_RECORD} protobuf fields"):
+        count_protobuf_records(b"\x20\x20" * (FIELDS_PER_RECORD + 1), 1)
+    with pytest.raises(PayloadTooLarge, match="protobuf fields"):
+        decode_otlp_logs(b"\x20\x20" * 2_000_000, PROTOBUF, max_records=10_000)
+    # a record at the message budget with string attributes still fits
+    full = request(log({f"a{i}": "v" for i in range(29)}))
+    assert count_protobuf_records(full.SerializeToString(), 1) == 1
