@@ -83,25 +83,11 @@ def split(text: str, sep: str = ",") -> list[str]:
     """Split at `sep` outside parentheses and quotes (" ": any run of whitespace); the parts
     stripped, empty ones dropped."""
     parts: list[str] = []
-    depth, quote, start = 0, "", 0
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == "\\":
-                i += 1
-            elif c == quote:
-                quote = ""
-        elif c in QUOTES:
-            quote = c
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif depth == 0 and (c == sep or (sep == " " and c.isspace())):
+    start = 0
+    for i, (c, outside) in enumerate(zip(text, top_level(text), strict=True)):
+        if outside and (c == sep or (sep == " " and c.isspace())):
             parts.append(text[start:i])
             start = i + 1
-        i += 1
     parts.append(text[start:])
     return [p.strip() for p in parts if p.strip()]
 
@@ -116,45 +102,37 @@ def parenthesized(rest: str) -> tuple[str, str] | None:
     rest) when it does not start with one; None when they never close."""
     if not rest.startswith("("):
         return "", rest
-    depth, quote, escaped = 0, "", False
-    for i, c in enumerate(rest):
-        if quote:
-            if escaped:
-                escaped = False
-            elif c == "\\":
-                escaped = True
-            elif c == quote:
-                quote = ""
-        elif c in QUOTES:
-            quote = c
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return rest[1:i], rest[i + 1 :]
+    for i, c, depth, quoted in _scan(rest):
+        if c == ")" and depth == 0 and not quoted:
+            return rest[1:i], rest[i + 1 :]
     return None
 
 
 def top_level(text: str) -> list[bool]:
     """For each character of `text`: is it outside parentheses and quotes?"""
-    out: list[bool] = []
+    return [depth == 0 and not quoted and c not in "()" for _, c, depth, quoted in _scan(text)]
+
+
+def _scan(text: str) -> Iterator[tuple[int, str, int, bool]]:
+    """(index, character, parenthesis depth after it, is it part of a quoted string) for each
+    character: the one scanner of quotes (with backslash escapes) and parentheses."""
     depth, quote, escaped = 0, "", False
-    for c in text:
+    for i, c in enumerate(text):
         if quote:
-            out.append(False)
             if escaped:
                 escaped = False
             elif c == "\\":
                 escaped = True
             elif c == quote:
                 quote = ""
+            yield i, c, depth, True
             continue
         if c in QUOTES:
             quote = c
-        elif c == "(":
+            yield i, c, depth, True
+            continue
+        if c == "(":
             depth += 1
         elif c == ")":
             depth -= 1
-        out.append(depth == 0 and not quote and c not in "()")
-    return out
+        yield i, c, depth, False
