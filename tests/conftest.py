@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from hypothesis import settings
 
 from collector.app import create_app
 from collector.appkeys import SINK
@@ -25,6 +26,11 @@ from collector.config import (
     StorageConfig,
     TenantConfig,
 )
+
+# Speed is checked by benchmarks, never by a unit test: hypothesis's per-example deadline (200 ms)
+# only made property tests fail when the machine was loaded.
+settings.register_profile("collector", deadline=None)
+settings.load_profile("collector")
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus"
