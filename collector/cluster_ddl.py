@@ -94,7 +94,8 @@ class ClusterDdl:
                 q = _MODIFY_QUERY.match(rest)
                 if not q:
                     raise MigrationError(f"{where}: cannot translate ALTER of view {name}")
-                return [f"ALTER TABLE {name} {on} MODIFY QUERY\n{self._local_select(q['select'], where)}"]
+                select = self._local_select(q["select"], where)
+                return [f"ALTER TABLE {name} {on} MODIFY QUERY\n{select}"]
             if name not in self.tables:
                 raise MigrationError(f"{where}: ALTER TABLE {name} before its CREATE TABLE")
             out = [f"ALTER TABLE {name}{LOCAL} {on} {rest}"]
@@ -138,9 +139,7 @@ class ClusterDdl:
         """The view's SELECT reading the local table of its one source."""
         top = top_level(select)
         froms = [
-            f
-            for f in re.finditer(r"\bFROM\s+(?P<src>[\w`\"]+)", select, re.I)
-            if top[f.start()]
+            f for f in re.finditer(r"\bFROM\s+(?P<src>[\w`\"]+)", select, re.I) if top[f.start()]
         ]
         if len(froms) != 1 or unquote(froms[0]["src"]) not in self.tables:
             raise MigrationError(f"{where}: a view must read one table of sql/ to translate")

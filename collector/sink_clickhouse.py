@@ -157,7 +157,9 @@ class ClickHouseSink:
 
     def migrate(self) -> list[str]:
         on = f" ON CLUSTER {_ident(self.cluster)}" if self.cluster else ""
-        self._call("command", f"CREATE DATABASE IF NOT EXISTS {self.database}{on}", use_database=False)
+        self._call(
+            "command", f"CREATE DATABASE IF NOT EXISTS {self.database}{on}", use_database=False
+        )
 
         def applied() -> set[int]:
             return {int(r["version"]) for r in self.query("SELECT version FROM schema_migrations")}

@@ -247,7 +247,9 @@ class TestServer:
             q = request.query
             params = {k[6:]: v for k, v in q.items() if k.startswith("param_")}
             settings = {
-                k: v for k, v in q.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")
+                k: v
+                for k, v in q.items()
+                if k not in TRANSPORT_PARAMS and not k.startswith("param_")
             }
             self.stats.statements.append(sql[:200])
             is_insert = _INSERT.match(sql) is not None
@@ -276,13 +278,17 @@ class TestServer:
                 "X-ClickHouse-Timezone": "UTC",
                 "X-ClickHouse-Query-Id": q.get("query_id", ""),
             },
-            content_type="text/plain" if not out or out[:1] in b"{[" else "application/octet-stream",
+            content_type="text/plain"
+            if not out or out[:1] in b"{["
+            else "application/octet-stream",
         )
 
     async def _statement(self, request: web.Request) -> tuple[str, bytes | None]:
         """The SQL, and the insert data when the SQL came in `?query=`."""
         if request.content_type.startswith("multipart/form-data"):
-            raise ClickHouseError(48, "Code: 48. DB::Exception: external data is not supported here")
+            raise ClickHouseError(
+                48, "Code: 48. DB::Exception: external data is not supported here"
+            )
         body = await request.read()
         if request.headers.get("Content-Encoding", "").lower() == "lz4":
             body = decompress_lz4(body)
@@ -420,9 +426,7 @@ class ChServer:
     ) -> list[dict[str, Any]]:
         """Rows as dicts, run on the server's session directly (faults do not apply)."""
         try:
-            out = self._admin(
-                "/query", {"sql": sql, "database": database, "params": params or {}}
-            )
+            out = self._admin("/query", {"sql": sql, "database": database, "params": params or {}})
         except urllib.error.HTTPError as e:
             raise AssertionError(e.read().decode()) from None
         return [orjson.loads(line) for line in out.splitlines() if line]
@@ -445,7 +449,11 @@ def running_chserver(data: Path, *, down: bool = False, port: int = 0) -> Iterat
     cmd = [sys.executable, "-m", "tests.chserver", "--port", str(port), "--admin-port",
            str(admin_port), "--data", str(data)] + (["--down"] if down else [])  # fmt: skip
     proc = subprocess.Popen(
-        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=None, env={**os.environ, "PYTHONPATH": str(REPO)}
+        cmd,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=None,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     server = ChServer(port, admin_port, data, proc)
     try:
