@@ -60,6 +60,11 @@ TRANSIENT_CODES = frozenset(
 )
 
 
+# rows as the embedded engine gives them: JSONEachRow, 64-bit integers as JSON numbers (a server's
+# default quotes them; chDB's does not)
+_QUERY_SETTINGS = {"default_format": "JSONEachRow", "output_format_json_quote_64bit_integers": 0}
+
+
 def _ident(name: str) -> str:
     if not name or not set(name) <= _IDENT_OK:
         raise SinkError("invalid identifier")
@@ -191,9 +196,7 @@ class ClickHouseSink:
         self._call("raw_insert", _ident(table), None, b"", fmt="JSONEachRow")
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        out: bytes = self._call(
-            "raw_query", sql, parameters=params, settings={"default_format": "JSONEachRow"}
-        )
+        out: bytes = self._call("raw_query", sql, parameters=params, settings=_QUERY_SETTINGS)
         return [orjson.loads(line) for line in out.splitlines() if line]
 
     def close(self) -> None:
