@@ -76,6 +76,7 @@ class ClusterDdl:
 
     def translate(self, statement: str, where: str) -> list[str]:
         """The cluster statements for one `sql/` statement; `where` names it in errors."""
+        statement = statement.strip()
         on = f"ON CLUSTER {self.cluster}"
         if m := _CREATE.match(statement):
             return self._create(m, statement, where)

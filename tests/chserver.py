@@ -96,6 +96,13 @@ def decompress_lz4(body: bytes) -> bytes:
     return out.getvalue()
 
 
+def _escape(value: str) -> str:
+    """A query parameter value in ClickHouse's escaped text format."""
+    for raw, esc in (("\\", "\\\\"), ("\n", "\\n"), ("\t", "\\t"), ("\r", "\\r")):
+        value = value.replace(raw, esc)
+    return value
+
+
 def _literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -424,9 +431,11 @@ class ChServer:
     def query(
         self, sql: str, database: str = "", params: dict[str, str] | None = None
     ) -> list[dict[str, Any]]:
-        """Rows as dicts, run on the server's session directly (faults do not apply)."""
+        """Rows as dicts, run on the server's session directly (faults do not apply); `params`
+        plain strings (escaped here as the HTTP interface expects them)."""
+        escaped = {k: _escape(v) for k, v in (params or {}).items()}
         try:
-            out = self._admin("/query", {"sql": sql, "database": database, "params": params or {}})
+            out = self._admin("/query", {"sql": sql, "database": database, "params": escaped})
         except urllib.error.HTTPError as e:
             raise AssertionError(e.read().decode()) from None
         return [orjson.loads(line) for line in out.splitlines() if line]
