@@ -35,9 +35,11 @@ from collector.migrate import SQL_DIR, Migration, apply_migrations
 if TYPE_CHECKING:
     from collector.config import StorageConfig
 
-# clickhouse-connect logs transport failures as warnings with a traceback and the server's URL;
-# this module reports each failure itself, by kind (collector.failures.describe)
+# clickhouse-connect (and urllib3 under it, used by nothing else here) log transport failures as
+# warnings with a traceback and the server's address; the collector reports each failure itself,
+# by kind (collector.failures.describe)
 logging.getLogger("clickhouse_connect").setLevel(logging.ERROR)
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 _IDENT_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 # ClickHouse error codes that say "not now" rather than "never": retried like a lost connection
