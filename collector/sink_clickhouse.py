@@ -21,7 +21,9 @@ Messages never carry the server's address or the password.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 # clickhouse-connect (and urllib3 under it, used by nothing else here) log transport failures as
 # warnings with a traceback and the server's address; the collector reports each failure itself,
 # by kind (collector.failures.describe)
+log = logging.getLogger(__name__)
 logging.getLogger("clickhouse_connect").setLevel(logging.ERROR)
 logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
@@ -73,11 +76,34 @@ def _ident(name: str) -> str:
     return name
 
 
+def _caused_by(e: BaseException, kind: type[BaseException]) -> bool:
+    """Is `kind` anywhere in the chain of causes (urllib3 wraps what the socket raised)?"""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [e]
+    while stack:
+        x = stack.pop()
+        if x is None or id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, kind):
+            return True
+        stack += [x.__cause__, x.__context__, *(a for a in x.args if isinstance(a, BaseException))]
+        reason = getattr(x, "reason", None)
+        if isinstance(reason, BaseException):
+            stack.append(reason)
+    return False
+
+
 def _translate(e: Exception) -> SinkError:
     """A clickhouse-connect exception as ours (the boundary)."""
     from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
     code = getattr(e, "code", None)
+    if _caused_by(e, ssl.SSLError):  # not transient: the CA, `verify` or the url is wrong
+        return SinkError(
+            "TLS to the ClickHouse server failed (certificate not trusted? check "
+            "storage.ca_file, storage.verify and the url's host name)"
+        )
     if isinstance(e, OperationalError) and code is None:
         # refused, timed out, reset, dropped mid-answer: the server is (for now) out of reach
         return SinkUnavailable("ClickHouse server unreachable: connection failed or timed out")
@@ -100,6 +126,12 @@ def connect(storage: StorageConfig, *, database: str | None = None) -> Any:
 
     url = urlsplit(storage.url)
     secure = url.scheme == "https"
+    if secure and not storage.verify:
+        # the operator's choice, said once per connect here instead of a warning per request
+        from urllib3.exceptions import InsecureRequestWarning
+
+        warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+        log.warning("storage.verify = false: the ClickHouse server's certificate is not checked")
     password = storage.password
     if storage.password_file is not None:  # read at each connect: a rotated password is used
         try:

@@ -33,6 +33,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -165,10 +166,13 @@ class Stats:
 
 
 class TestServer:
-    def __init__(self, engine: Engine, host: str, port: int) -> None:
+    def __init__(
+        self, engine: Engine, host: str, port: int, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.engine = engine
         self.host = host
         self.port = port
+        self.tls = tls
         self.fault = Fault()
         self.stats = Stats()
         self.users: dict[str, str] = {}
@@ -190,7 +194,7 @@ class TestServer:
             return
         runner = web.AppRunner(self.clickhouse_app(), access_log=None, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.tls, reuse_address=True)
         await site.start()
         self.runner = runner
 
@@ -360,7 +364,11 @@ class TestServer:
 
 async def _main(args: argparse.Namespace) -> None:
     engine = Engine(Path(args.data))
-    server = TestServer(engine, "127.0.0.1", args.port)
+    tls = None
+    if args.tls_cert:  # a PEM with the key and the certificate chain: the ClickHouse port is HTTPS
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert)
+    server = TestServer(engine, "127.0.0.1", args.port, tls)
     admin = web.AppRunner(server.admin_app(), access_log=None)
     await admin.setup()
     await web.TCPSite(admin, "127.0.0.1", args.admin_port, reuse_address=True).start()
@@ -384,6 +392,7 @@ def main() -> None:
     p.add_argument("--admin-port", type=int, required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--down", action="store_true", help="start with the ClickHouse port closed")
+    p.add_argument("--tls-cert", help="PEM key + certificate chain: serve HTTPS")
     asyncio.run(_main(p.parse_args()))
 
 
@@ -402,10 +411,11 @@ class ChServer:
     admin_port: int
     data: Path
     proc: subprocess.Popen[bytes]
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def _admin(self, path: str, body: Any = None) -> bytes:
         data = None if body is None else orjson.dumps(body)
@@ -453,12 +463,17 @@ class ChServer:
 
 
 @contextlib.contextmanager
-def running_chserver(data: Path, *, down: bool = False, port: int = 0) -> Iterator[ChServer]:
-    """Start the test server in a subprocess on 127.0.0.1 and wait until it answers."""
+def running_chserver(
+    data: Path, *, down: bool = False, port: int = 0, tls_cert: Path | None = None
+) -> Iterator[ChServer]:
+    """Start the test server in a subprocess on 127.0.0.1 and wait until it answers; with
+    `tls_cert` (a PEM of key and chain) its ClickHouse port speaks HTTPS."""
     port = port or free_port()
     admin_port = free_port()
     cmd = [sys.executable, "-m", "tests.chserver", "--port", str(port), "--admin-port",
            str(admin_port), "--data", str(data)] + (["--down"] if down else [])  # fmt: skip
+    if tls_cert is not None:
+        cmd += ["--tls-cert", str(tls_cert)]
     proc = subprocess.Popen(
         cmd,
         cwd=REPO,
@@ -466,7 +481,7 @@ def running_chserver(data: Path, *, down: bool = False, port: int = 0) -> Iterat
         stderr=None,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
-    server = ChServer(port, admin_port, data, proc)
+    server = ChServer(port, admin_port, data, proc, tls=tls_cert is not None)
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 120

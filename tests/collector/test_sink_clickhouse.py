@@ -188,3 +188,38 @@ def test_a_schema_error_in_a_migration_is_loud(
     with pytest.raises(MigrationError, match=r"^0001_bad\.sql: Code: \d+\."):
         sink.migrate()
     sink.close()
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ChServer, Path]]:
+    """The test server over HTTPS with a certificate from a private CA (trustme)."""
+    import trustme
+
+    from tests.chserver import running_chserver
+
+    work = tmp_path_factory.mktemp("chtls")
+    ca = trustme.CA()
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(work / "server.pem")
+    ca.cert_pem.write_to_path(work / "ca.pem")
+    with running_chserver(work / "data", tls_cert=work / "server.pem") as server:
+        server.query("CREATE DATABASE telemetry")
+        yield server, work / "ca.pem"
+
+
+def test_https_with_the_configured_ca_and_loud_when_the_certificate_is_not_trusted(
+    tls_server: tuple[ChServer, Path], tmp_path: Path
+) -> None:
+    server, ca_file = tls_server
+    assert server.url.startswith("https://")
+    base = StorageConfig(engine="clickhouse", path=tmp_path, url=server.url, timeout_s=5)
+    trusted = ClickHouseSink(replace(base, ca_file=ca_file))
+    assert trusted.query("SELECT 1 AS x") == [{"x": 1}]
+    trusted.close()
+    untrusted = ClickHouseSink(base)  # the system CAs do not know the private CA
+    with pytest.raises(SinkError) as e:
+        untrusted.query("SELECT 1 AS x")
+    assert not isinstance(e.value, SinkUnavailable) and "storage.ca_file" in str(e.value)
+    untrusted.close()
+    unverified = ClickHouseSink(replace(base, verify=False))
+    assert unverified.query("SELECT 1 AS x") == [{"x": 1}]
+    unverified.close()
