@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import subprocess
+import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,7 +19,7 @@ import orjson
 from collector.config import StorageConfig
 from collector.migrate import discover
 from tests.chserver import ChServer
-from tests.conftest import ANALYST_KEY, AppFactory, auth, corpus_lines, query
+from tests.conftest import ANALYST_KEY, REPO, AppFactory, auth, corpus_lines, query
 from tests.integration.test_reports import seed
 
 
@@ -167,3 +170,29 @@ async def test_unreachable_at_start_the_service_listens_and_migrates_when_it_can
     audit = query(client, "SELECT DISTINCT tenant_id, diff FROM policy_audit ORDER BY tenant_id")
     assert [a["tenant_id"] for a in audit] == ["acme", "globex"]  # the start-up audit, once ready
     await client.close()
+
+
+def test_collector_migrate_on_the_server_applies_once_and_refuses_in_one_line(
+    server_storage: StorageConfig, chserver: ChServer, tmp_path: Path
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[storage]\nengine = "clickhouse"\nurl = "{chserver.url}"\n'
+        f'database = "{server_storage.database}"\npath = "data"\ntimeout_s = 2\n'
+    )
+
+    def migrate() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "collector", "migrate", "--config", str(config)],
+            cwd=REPO, capture_output=True, text=True,
+        )  # fmt: skip
+
+    first, second = migrate(), migrate()
+    assert first.returncode == 0 and first.stdout.startswith("applied: 0001_access_log.sql")
+    assert second.returncode == 0 and second.stdout == "applied: nothing (up to date)\n"
+    chserver.fault("refuse")
+    down = migrate()
+    assert down.returncode == 2
+    assert (
+        down.stderr == "collector: ClickHouse server unreachable: connection failed or timed out\n"
+    )
