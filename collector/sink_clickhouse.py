@@ -21,6 +21,7 @@ Messages never carry the server's address or the password.
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 import threading
 import warnings
@@ -65,6 +66,8 @@ TRANSIENT_CODES = frozenset(
 )
 
 
+# a proxy or load balancer in front answering for a server that is away
+_GATEWAY = re.compile(r"HTTP status (502|503|504)\b")
 # rows as the embedded engine gives them: JSONEachRow, 64-bit integers as JSON numbers (a server's
 # default quotes them; chDB's does not)
 _QUERY_SETTINGS = {"default_format": "JSONEachRow", "output_format_json_quote_64bit_integers": 0}
@@ -111,7 +114,7 @@ def _translate(e: Exception) -> SinkError:
     if "DB::Exception" in text:
         text = "Code: " + text.split("Code: ", 1)[-1] if "Code: " in text else text
     text = text.split("\n", 1)[0].split(" (for url ", 1)[0][:500]
-    if code in TRANSIENT_CODES:
+    if code in TRANSIENT_CODES or (code is None and _GATEWAY.search(text)):
         return SinkUnavailable(text)
     if isinstance(e, DatabaseError):
         return SinkError(text)

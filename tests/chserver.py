@@ -12,9 +12,9 @@ DIR`): chDB holds one data path per process and the suite already holds one. Two
   body); Basic or `X-ClickHouse-User` / `X-ClickHouse-Key` credentials when users are set.
 - the admin port (never faulted): `POST /fault` `{"mode": ..., "times": N, "code": C}` with mode
   `none`, `refuse` (the ClickHouse port closed: connection refused), `error` (500 with ClickHouse
-  error text, code `C`), `hang` (no answer until the mode changes), `drop_after_insert` (an insert
-  is applied, then the connection is closed without an answer); `times` > 0 clears the fault
-  after that many requests. `POST /users` `{"name": "password"}` requires credentials.
+  error text, code `C`), `gateway` (502 from a proxy, no ClickHouse code), `hang` (no answer
+  until the mode changes), `drop_after_insert` (an insert is applied, then the connection is
+  closed without an answer); `times` > 0 clears the fault after that many requests. `POST /users` `{"name": "password"}` requires credentials.
   `GET /stats`: requests, inserts, statements seen. `POST /query` `{"sql": ..., "format": ...}`
   runs SQL on the session directly (bypassing faults), for assertions.
 
@@ -59,7 +59,7 @@ TRANSPORT_PARAMS = frozenset(
 _INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(?P<head>.*?)\s+FORMAT\s+(?P<fmt>\w+)\s?", re.S | re.I)
 _INSERT_BYTES = re.compile(_INSERT.pattern.encode(), re.S | re.I)
 _CODE = re.compile(r"Code: (\d+)\.")
-FAULT_MODES = frozenset({"none", "refuse", "error", "hang", "drop_after_insert"})
+FAULT_MODES = frozenset({"none", "refuse", "error", "gateway", "hang", "drop_after_insert"})
 
 
 @dataclass
@@ -249,6 +249,8 @@ class TestServer:
         mode = self.fault.use()
         if mode == "error":
             return self._error(ClickHouseError(self.fault.code, self._fault_text()))
+        if mode == "gateway":  # a proxy in front, its server away: no ClickHouse error code
+            return web.Response(status=502, text="<html>502 Bad Gateway</html>\n")
         if mode == "hang":
             await self._hang()
             return web.Response(status=503, text="hung request released\n")

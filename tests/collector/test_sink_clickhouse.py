@@ -128,6 +128,17 @@ def test_server_errors_are_transient_or_loud_by_code(
     assert chserver.url.split("//")[1] not in str(e.value)  # no address in the message
 
 
+def test_a_proxy_answering_for_an_absent_server_is_unavailable(
+    sink: ClickHouseSink, chserver: ChServer
+) -> None:
+    chserver.query(f"CREATE DATABASE {sink.database}")
+    sink.query("SELECT 1 AS x")
+    chserver.fault("gateway", times=1)
+    with pytest.raises(SinkUnavailable):
+        sink.query("SELECT 1 AS x")
+    assert sink.query("SELECT 1 AS x") == [{"x": 1}]
+
+
 def test_a_hung_server_is_unavailable_after_the_timeout(
     server_storage: StorageConfig, chserver: ChServer
 ) -> None:
