@@ -11,6 +11,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from collector import rollups
 from collector.config import StorageConfig
@@ -234,3 +236,20 @@ def test_https_with_the_configured_ca_and_loud_when_the_certificate_is_not_trust
     unverified = ClickHouseSink(replace(base, verify=False))
     assert unverified.query("SELECT 1 AS x") == [{"x": 1}]
     unverified.close()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    text=st.text(st.characters(exclude_categories=("Cs",)), max_size=40),
+    items=st.lists(st.text(st.characters(exclude_categories=("Cs",)), max_size=8), max_size=4),
+)
+def test_any_text_parameter_round_trips_through_the_server(
+    sink: ClickHouseSink, chserver: ChServer, text: str, items: list[str]
+) -> None:
+    """Subject ids, tenant ids and days reach the server as bound parameters, never as SQL text:
+    quotes, backslashes, newlines and tabs come back unchanged."""
+    chserver.query(f"CREATE DATABASE IF NOT EXISTS {sink.database}")
+    got = sink.query("SELECT {s:String} AS s, {a:Array(String)} AS a", {"s": text, "a": items})
+    assert got == [{"s": text, "a": items}]
