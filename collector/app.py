@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from collector import handlers, policy_api, reports, rollups, subjects
+from collector import handlers, policy_api, reports, subjects
 from collector.appkeys import (
     AUTH,
     BATCHERS,
@@ -22,6 +22,7 @@ from collector.appkeys import (
     METRICS,
     PIPELINE,
     RATES,
+    SCHEMA,
     SINK,
     TENANT,
 )
@@ -39,6 +40,7 @@ from collector.middlewares import PUBLIC_PATHS, Handler, auth_middleware, errors
 from collector.pipeline import Pipeline
 from collector.policies import PolicyChange, PolicyRefused, PolicyStore
 from collector.salts import SWEEP_INTERVAL_S, SaltStore, sweep_forever, wall_clock_ms
+from collector.schema import Schema
 from collector.sink import AsyncSink
 from collector.storage import open_sink
 
@@ -140,20 +142,29 @@ async def _pipeline(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
-    """Open the engine and migrate on its own thread; on the way out flush, then close."""
+    """Open the engine and migrate on its own thread (an unreachable server: in the background,
+    inserts answered 503 until done); on the way out flush, then close."""
     config = app[CONFIG]
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
     loop = asyncio.get_running_loop()
     storage = config.storage
     sink = await loop.run_in_executor(executor, open_sink, storage)
+    schema = app[SCHEMA] = Schema()
     try:
-        applied = await loop.run_in_executor(executor, rollups.migrate, sink)
-        if applied:
-            log.info("applied migrations: %s", ", ".join(applied))
         app[SINK] = sink
         db = app[DB] = AsyncSink(sink, executor)
+        await schema.migrate(db)  # a server out of reach: retried in the background
+
+        async def insert(table: str, rows: bytes, token: str) -> None:
+            schema.check()
+            await db.insert(table, rows, token)
+
+        async def probe(table: str) -> None:
+            schema.check()
+            await db.probe(table)
+
         tables = [k.table for k in KINDS.values()]
-        batchers = Batchers(tables, db.insert, config.batch, probe=db.probe)
+        batchers = Batchers(tables, insert, config.batch, probe=probe)
         app[BATCHERS] = batchers
         batchers.start()
         app[IDEMPOTENCY] = IdempotencyStore(
@@ -166,6 +177,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         app[METRICS].registry.register(state)
         yield
         app[METRICS].registry.unregister(state)
+        await schema.close()
         await batchers.close(timeout_s=config.server.shutdown_timeout_s)
         app[IDEMPOTENCY].close()
     finally:
@@ -175,7 +187,11 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
 
 async def _audit_startup(app: web.Application) -> None:
     """Audit the policies found at start when they differ from the last audited version (a file
-    changed while the service was stopped)."""
+    changed while the service was stopped); once the schema is migrated."""
+    await app[SCHEMA].when_ready(lambda: _audit_found_policies(app))
+
+
+async def _audit_found_policies(app: web.Application) -> None:
     last = {
         r["tenant_id"]: int(r["v"])
         for r in await app[DB].query(

@@ -11,6 +11,7 @@ from collector.idempotency import IdempotencyStore
 from collector.limits import InFlight, RateLimiter
 from collector.metrics import Metrics
 from collector.pipeline import Pipeline
+from collector.schema import Schema
 from collector.sink import AsyncSink, Sink
 
 CONFIG = web.AppKey("config", Config)
@@ -19,6 +20,7 @@ METRICS = web.AppKey("metrics", Metrics)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 SINK = web.AppKey("sink", Sink)
 DB = web.AppKey("db", AsyncSink)
+SCHEMA = web.AppKey("schema", Schema)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
 BATCHERS = web.AppKey("batchers", Batchers)
 INFLIGHT = web.AppKey("inflight", InFlight)

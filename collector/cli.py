@@ -88,6 +88,16 @@ def _sql(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    if args.print:  # the DDL only, nothing connected: review it, or run it with any client
+        from collector.config import StorageConfig
+        from collector.migrate import script
+
+        storage = load_config(Path(args.config)).storage if args.config else StorageConfig()
+        cluster = storage.cluster if args.cluster is None else args.cluster
+        sys.stdout.write(script(storage.database, cluster=cluster))
+        return 0
+    if not args.config:
+        raise CollectorError("migrate needs --config (or --print)")
     sink = open_sink(load_config(Path(args.config)).storage)
     try:
         applied = rollups.migrate(sink)
@@ -194,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("query")
     q.set_defaults(func=_sql)
     m = sub.add_parser("migrate", help="apply pending sql/ migrations")
-    m.add_argument("--config", required=True)
+    m.add_argument("--config")
+    m.add_argument("--print", action="store_true", help="print the DDL it would run (only SQL)")
+    m.add_argument("--cluster", help="with --print: ON CLUSTER DDL for this cluster")
     m.set_defaults(func=_migrate)
     i = sub.add_parser("init", help="create a development config with a fresh API key")
     i.add_argument("--config", required=True)

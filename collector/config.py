@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from anonymizer.toml_reader import TomlTable
@@ -18,6 +18,7 @@ from collector.storage import check_engine
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+SERVER_URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
 MIB = 1024 * 1024
 
 
@@ -61,8 +62,17 @@ class ServerConfig:
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
     engine: str = "embedded"
-    path: Path = Path("data")
+    path: Path = Path("data")  # keys, salts, idempotency, scratch; the embedded engine's data
     database: str = "telemetry"
+    # engine = "clickhouse": a ClickHouse server over HTTP(S) (collector/sink_clickhouse.py)
+    url: str = ""  # http://host:8123 or https://host:8443
+    user: str = "default"
+    password: str = field(default="", repr=False)
+    password_file: Path | None = None  # read at connect; its first line is the password
+    ca_file: Path | None = None  # PEM CA bundle for an https url (default: the system's)
+    verify: bool = True  # check the server's certificate (https)
+    cluster: str = ""  # ON CLUSTER DDL: Replicated local tables under Distributed ones
+    timeout_s: int = 30  # one request's answer; connecting gets min(timeout_s, 10)
 
     @property
     def chdb_path(self) -> Path:
@@ -185,7 +195,7 @@ def parse_config(text: str, base: Path) -> Config:
         compact_min_bytes=idem.integer("compact_min_bytes", i.compact_min_bytes, 4096, 2**40),
     )
     server.check_known(ServerConfig.__slots__, list_known=True)
-    storage.check_known({"engine", "path", "database"}, list_known=True)
+    storage.check_known(StorageConfig.__slots__, list_known=True)
     batch.check_known(BatchConfig.__slots__, list_known=True)
     geoip.check_known({"database"}, list_known=True)
     ua.check_known({"cache_size"}, list_known=True)
@@ -233,8 +243,12 @@ def parse_config(text: str, base: Path) -> Config:
     database = storage.string("database", s.database)
     if not DATABASE.match(database):
         raise ConfigError("storage.database: must be letters, digits and _ (max 63)")
-    storage_cfg = StorageConfig(
-        engine=engine, path=_path(base, storage.string("path", str(s.path))), database=database
+    storage_cfg = _server_storage(
+        storage,
+        base,
+        StorageConfig(
+            engine=engine, path=_path(base, storage.string("path", str(s.path))), database=database
+        ),
     )
     b = BatchConfig()
     batch_cfg = BatchConfig(
@@ -261,6 +275,38 @@ def parse_config(text: str, base: Path) -> Config:
         ),
         tenants=_tenants(r),
     )
+
+
+def _server_storage(t: TomlTable, base: Path, cfg: StorageConfig) -> StorageConfig:
+    """The server engine's keys: checked here, so a bad url or a missing password file fails at
+    start, not at the first insert."""
+    d = StorageConfig()
+    out = replace(
+        cfg,
+        url=t.string("url", d.url).rstrip("/"),
+        user=t.string("user", d.user),
+        password=t.string("password", d.password),
+        password_file=_optional_path(base, t.string("password_file", ""), d.password_file),
+        ca_file=_optional_path(base, t.string("ca_file", ""), d.ca_file),
+        verify=t.boolean("verify", d.verify),
+        cluster=t.string("cluster", d.cluster),
+        timeout_s=t.integer("timeout_s", d.timeout_s, 1, 3600),
+    )
+    if out.engine != "clickhouse":
+        if out.url or out.cluster:
+            raise ConfigError('storage.url, storage.cluster: only with engine = "clickhouse"')
+        return out
+    if not SERVER_URL.match(out.url):
+        raise ConfigError("storage.url: must be http://host[:port] or https://host[:port]")
+    if out.password and out.password_file:
+        raise ConfigError("storage.password and storage.password_file: set one, not both")
+    if out.password_file is not None and not out.password_file.is_file():
+        raise ConfigError(f"storage.password_file: no such file {out.password_file}")
+    if out.ca_file is not None and not out.ca_file.is_file():
+        raise ConfigError(f"storage.ca_file: no such file {out.ca_file}")
+    if out.cluster and not DATABASE.match(out.cluster):
+        raise ConfigError("storage.cluster: must be letters, digits and _ (max 63)")
+    return out
 
 
 def _tenants(r: TomlTable) -> tuple[TenantConfig, ...]:

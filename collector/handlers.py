@@ -11,7 +11,16 @@ from aiohttp import web
 
 from anonymizer.errors import RecordInvalid
 from collector import otlp
-from collector.appkeys import BATCHERS, CONFIG, IDEMPOTENCY, METRICS, PIPELINE, RATES, TENANT
+from collector.appkeys import (
+    BATCHERS,
+    CONFIG,
+    IDEMPOTENCY,
+    METRICS,
+    PIPELINE,
+    RATES,
+    SCHEMA,
+    TENANT,
+)
 from collector.body import BodyLimits, read_body
 from collector.decode import JSON_VALUES_PER_RECORD, Failed, Item, format_for
 from collector.idempotency import Answer
@@ -150,7 +159,8 @@ async def readyz(request: web.Request) -> web.Response:
     destruction of visitor salts; busy while the ingest queue is full."""
     batchers = request.app[BATCHERS]
     queued = batchers.queued_rows
-    reasons = batchers.failures() + request.app[PIPELINE].salts.health(wall_clock_ms())
+    reasons = request.app[SCHEMA].failures() + batchers.failures()
+    reasons += request.app[PIPELINE].salts.health(wall_clock_ms())
     if reasons:
         body = {"status": "failing", "queued_rows": queued, "reasons": reasons}
         return web.json_response(body, status=503)

@@ -2,8 +2,8 @@
 
 The service (`app._storage`) and every command that reads or writes the stored rows (`collector
 migrate | sql | scan-pii`) open their sink here, so adding an engine (a ClickHouse server through
-clickhouse-connect, say) is one module implementing `collector.sink.Sink` plus one entry in
-`ENGINES`; the config reader accepts exactly the names listed here.
+clickhouse-connect: `collector.sink_clickhouse`) is one module implementing `collector.sink.Sink`
+plus one entry in `ENGINES`; the config reader accepts exactly the names listed here.
 """
 
 from __future__ import annotations
@@ -25,8 +25,19 @@ def _embedded(storage: StorageConfig) -> Sink:
     return ChdbSink(storage.chdb_path, storage.database, storage.tmp_path)
 
 
+def _clickhouse(storage: StorageConfig) -> Sink:
+    """A ClickHouse server over HTTP(S); connects at its first call, so opening never fails on
+    an unreachable server."""
+    from collector.sink_clickhouse import ClickHouseSink
+
+    return ClickHouseSink(storage)
+
+
 # `[storage] engine` -> how to open it; blocking, run it off the event loop
-ENGINES: dict[str, Callable[[StorageConfig], Sink]] = {"embedded": _embedded}
+ENGINES: dict[str, Callable[[StorageConfig], Sink]] = {
+    "embedded": _embedded,
+    "clickhouse": _clickhouse,
+}
 
 
 def check_engine(name: str) -> str:

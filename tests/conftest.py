@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import gzip
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from collector.config import (
     StorageConfig,
     TenantConfig,
 )
+from tests.chserver import ChServer, running_chserver
 
 # Speed is checked by benchmarks, never by a unit test: hypothesis's per-example deadline (200 ms)
 # only made property tests fail when the machine was loaded.
@@ -171,4 +173,33 @@ def geo_db(tmp_path: Path) -> Path:
             "1.2.3.128/25": city("FR", "IDF", "Paris"),
             "2001:db8::/32": city("JP", "13", "Tokyo"),
         },
+    )
+
+
+@pytest.fixture(scope="session")
+def chserver_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChServer]:
+    """The test-only ClickHouse server (tests/chserver.py), one subprocess for the session."""
+    with running_chserver(tmp_path_factory.mktemp("chserver")) as server:
+        yield server
+
+
+@pytest.fixture
+def chserver(chserver_process: ChServer) -> Iterator[ChServer]:
+    """The test server with no fault and no users; each test uses a database of its own."""
+    chserver_process.fault("none")
+    chserver_process.set_users({})
+    yield chserver_process
+    chserver_process.fault("none")
+    chserver_process.set_users({})
+
+
+@pytest.fixture
+def server_storage(chserver: ChServer, data_dir: Path) -> StorageConfig:
+    """`[storage] engine = "clickhouse"` on the test server, in a fresh database."""
+    return StorageConfig(
+        engine="clickhouse",
+        path=data_dir,
+        url=chserver.url,
+        database=f"t_{uuid.uuid4().hex[:12]}",
+        timeout_s=5,
     )

@@ -45,7 +45,15 @@ def test_body_read_timeout() -> None:
         ("[server]\nprot = 1\n", "server.prot: unknown key"),
         ("[servr]\n", "servr: unknown key"),
         ("[server]\nport = 70000\n", "server.port: must be a whole number from 0 to 65535"),
-        ('[storage]\nengine = "clickhouse"\n', "storage.engine"),
+        ('[storage]\nengine = "postgres"\n', "storage.engine"),
+        ('[storage]\nengine = "clickhouse"\n', "storage.url: must be http"),
+        ('[storage]\nengine = "clickhouse"\nurl = "ftp://h"\n', "storage.url: must be http"),
+        ('[storage]\nurl = "http://h:8123"\n', 'only with engine = "clickhouse"'),
+        ('[storage]\nengine = "clickhouse"\nurl = "http://h"\npassword = "p"\npassword_file = "/etc/hostname"\n', "set one, not both"),
+        ('[storage]\nengine = "clickhouse"\nurl = "http://h"\npassword_file = "/nonexistent/pw"\n', "storage.password_file: no such file"),
+        ('[storage]\nengine = "clickhouse"\nurl = "https://h"\nca_file = "/nonexistent/ca.pem"\n', "storage.ca_file: no such file"),
+        ('[storage]\nengine = "clickhouse"\nurl = "http://h"\ncluster = "a b"\n', "storage.cluster"),
+        ('[storage]\nengine = "clickhouse"\nurl = "http://h"\nverify = "no"\n', "storage.verify"),
         ('[storage]\ndatabase = "x-y"\n', "storage.database"),
         ("[batch]\nmax_rows = 0\n", "batch.max_rows"),
         ("[server]\nbody_read_timeout_s = 0\n", "server.body_read_timeout_s: must be a whole"),
@@ -150,3 +158,34 @@ def test_config_and_policy_refuse_in_the_same_words() -> None:
         parse_policy('version = 1\n[reports]\nmin_k = "1"\n')
     assert str(config_error.value).endswith(": must be a whole number from 1 to 10000000")
     assert policy_error.value.reason.startswith("must be a whole number from ")
+
+
+def test_the_server_engine_keys_parse_and_the_password_stays_out_of_repr(tmp_path: Path) -> None:
+    (tmp_path / "ch.pw").write_text("s3cret-pw\n")
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    cfg = parse_config(
+        '[storage]\nengine = "clickhouse"\nurl = "https://ch.internal:8443/"\n'
+        'database = "tel"\nuser = "collector"\npassword_file = "ch.pw"\nca_file = "ca.pem"\n'
+        'verify = true\ncluster = "prod"\ntimeout_s = 5\n',
+        tmp_path,
+    )
+    s = cfg.storage
+    assert (s.engine, s.url, s.database, s.user) == (
+        "clickhouse",
+        "https://ch.internal:8443",
+        "tel",
+        "collector",
+    )
+    assert (s.password_file, s.ca_file, s.cluster, s.timeout_s) == (
+        tmp_path / "ch.pw",
+        tmp_path / "ca.pem",
+        "prod",
+        5,
+    )
+    inline = parse_config(
+        '[storage]\nengine = "clickhouse"\nurl = "http://127.0.0.1:8123"\npassword = "s3cret-pw"\n',
+        tmp_path,
+    )
+    assert inline.storage.password == "s3cret-pw"
+    assert "s3cret-pw" not in repr(inline) and "s3cret-pw" not in repr(inline.storage)
+    assert parse_config("", tmp_path).storage.engine == "embedded"  # `make run` stays embedded

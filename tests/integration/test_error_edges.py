@@ -82,13 +82,19 @@ def test_cli_commands_refuse_a_bad_policy_or_config_in_one_line(tmp_path: Path) 
     (tmp_path / "c.toml").write_text(
         f'[storage]\npath = "d"\n[policy]\nfile = "bad_policy.toml"\n{tenant}'
     )
-    (tmp_path / "engine.toml").write_text('[storage]\nengine = "clickhouse"\n')
+    (tmp_path / "engine.toml").write_text('[storage]\nengine = "postgres"\n')
     cases = [
         (("keys", "list", "--config", "c.toml"), "bad_policy.toml: version (line 1)"),
         (("keys", "rotate", "--config", "c.toml"), "bad_policy.toml: version (line 1)"),
         (("keys", "shred", "--config", "c.toml", "--before", "x"), "bad_policy.toml: version"),
-        (("migrate", "--config", "engine.toml"), "storage.engine: must be one of 'embedded'"),
-        (("scan-pii", "--config", "engine.toml"), "storage.engine: must be one of 'embedded'"),
+        (
+            ("migrate", "--config", "engine.toml"),
+            "storage.engine: must be one of 'embedded', 'clickhouse'",
+        ),
+        (
+            ("scan-pii", "--config", "engine.toml"),
+            "storage.engine: must be one of 'embedded', 'clickhouse'",
+        ),
         (("sql", "--config", "missing.toml", "SELECT 1"), "cannot read config missing.toml"),
     ]
     for args, message in cases:

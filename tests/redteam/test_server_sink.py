@@ -1,0 +1,64 @@
+"""`collector serve` on the server engine, as a process: started while its ClickHouse server is
+down it listens (healthy, not ready, 503 JSON to ingest), migrates once the server is up, ingests,
+answers 503 when the server goes away again, and stops with exit 0 in a bounded time; the
+password never reaches its log."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.chserver import running_chserver
+from tests.redteam.service import running_service
+
+pytestmark = pytest.mark.slow
+PASSWORD = "pw-redteam-0123456789-secret"
+
+
+async def readyz(s: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, Any]]:
+    async with s.get(url + "/readyz") as r:
+        return r.status, await r.json()
+
+
+async def test_the_service_outlives_its_server(tmp_path: Path) -> None:
+    with running_chserver(tmp_path / "ch", down=True) as ch:
+        ch.set_users({"collector": PASSWORD})
+        storage = (
+            f'engine = "clickhouse"\nurl = "{ch.url}"\ndatabase = "rt"\nuser = "collector"\n'
+            f'password = "{PASSWORD}"\ntimeout_s = 2'
+        )
+        async with (
+            running_service(tmp_path, storage_extra=storage) as svc,
+            aiohttp.ClientSession() as s,
+        ):
+            status, body = await readyz(s, svc.url)
+            assert status == 503 and body["reasons"][0].startswith("schema not migrated"), body
+            record = [{"ip": "192.0.2.10", "path": "/"}]
+            async with s.post(svc.url + "/v1/logs", json=record, headers=svc.headers()) as r:
+                assert r.status == 503
+                assert (await r.json())["error"] == "service unavailable"
+
+            ch.fault("none")  # the server comes up
+            deadline = time.monotonic() + 60
+            while (await readyz(s, svc.url))[0] != 200:
+                assert time.monotonic() < deadline, await readyz(s, svc.url)
+                await asyncio.sleep(0.3)
+            async with s.post(svc.url + "/v1/logs", json=record * 50, headers=svc.headers()) as r:
+                assert r.status == 202, await r.text()
+            assert ch.query("SELECT count() AS n FROM access_log", database="rt") == [{"n": 50}]
+
+            ch.fault("refuse")  # and goes away again
+            async with s.post(svc.url + "/v1/logs", json=record, headers=svc.headers()) as r:
+                assert r.status == 503 and r.headers["Retry-After"] == "5"
+            t0 = time.monotonic()
+            assert await svc.stop() == 0
+            assert time.monotonic() - t0 < 30
+        log = svc.log()
+        assert "collector listening on" in log
+        assert PASSWORD not in log
+        assert "Traceback" not in log
