@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from collector import handlers, policy_api, reports, rollups, subjects
+from collector import admin_api, handlers, policy_api, reports, rollups, subjects
 from collector.appkeys import (
     AUTH,
     BATCHERS,
@@ -109,6 +109,7 @@ def setup_routes(app: web.Application) -> None:
     privacy = frozenset({"privacy"})
     app.router.add_post("/v1/subjects/export", _scoped(subjects.export_subject, privacy))
     app.router.add_post("/v1/subjects/delete", _scoped(subjects.delete_subject, privacy))
+    app.router.add_post("/v1/admin/sql", _scoped(admin_api.post_sql, frozenset({"admin"})))
     public = {
         "/healthz": handlers.healthz,
         "/readyz": handlers.readyz,

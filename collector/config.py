@@ -56,6 +56,9 @@ class ServerConfig:
 
     # a body not received whole within this many seconds is answered 408, freeing its slot
     body_read_timeout_s: int = 30
+    # POST /v1/admin/sql (`collector sql` while the service runs): result rows and seconds, at most
+    admin_sql_max_rows: int = 10_000
+    admin_sql_timeout_s: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +224,8 @@ def parse_config(text: str, base: Path) -> Config:
         max_headers=server.integer("max_headers", d.max_headers, 8, 10_000),
         max_head_bytes=server.integer("max_head_bytes", d.max_head_bytes, 1024, 16 * MIB),
         body_read_timeout_s=server.integer("body_read_timeout_s", d.body_read_timeout_s, 1, 3600),
+        admin_sql_max_rows=server.integer("admin_sql_max_rows", d.admin_sql_max_rows, 1, 10**7),
+        admin_sql_timeout_s=server.integer("admin_sql_timeout_s", d.admin_sql_timeout_s, 1, 3600),
     )
     if server_cfg.metrics_token_sha256 and not SHA256_HEX.match(server_cfg.metrics_token_sha256):
         raise ConfigError("server.metrics_token_sha256: must be 64 lower-case hex digits")
