@@ -66,6 +66,10 @@ class StorageConfig:
     engine: str = "embedded"
     path: Path = Path("data")
     database: str = "telemetry"
+    # pseudonym keys and visitor salts; collectors sharing a ClickHouse server share these
+    # folders (docs/security.md). None: `<path>/keys`, `<path>/salts`
+    keys_dir: Path | None = None
+    salts_dir: Path | None = None
 
     @property
     def chdb_path(self) -> Path:
@@ -73,7 +77,11 @@ class StorageConfig:
 
     @property
     def keys_path(self) -> Path:
-        return self.path / "keys"
+        return self.keys_dir or self.path / "keys"
+
+    @property
+    def salts_path(self) -> Path:
+        return self.salts_dir or self.path / "salts"
 
     @property
     def tmp_path(self) -> Path:
@@ -188,7 +196,7 @@ def parse_config(text: str, base: Path) -> Config:
         compact_min_bytes=idem.integer("compact_min_bytes", i.compact_min_bytes, 4096, 2**40),
     )
     server.check_known(ServerConfig.__slots__, list_known=True)
-    storage.check_known({"engine", "path", "database"}, list_known=True)
+    storage.check_known({"engine", "path", "database", "keys_path", "salts_path"}, list_known=True)
     batch.check_known(BatchConfig.__slots__, list_known=True)
     geoip.check_known({"database"}, list_known=True)
     ua.check_known({"cache_size"}, list_known=True)
@@ -239,7 +247,11 @@ def parse_config(text: str, base: Path) -> Config:
     if not DATABASE.match(database):
         raise ConfigError("storage.database: must be letters, digits and _ (max 63)")
     storage_cfg = StorageConfig(
-        engine=engine, path=_path(base, storage.string("path", str(s.path))), database=database
+        engine=engine,
+        path=_path(base, storage.string("path", str(s.path))),
+        database=database,
+        keys_dir=_optional_path(base, storage.string("keys_path", ""), s.keys_dir),
+        salts_dir=_optional_path(base, storage.string("salts_path", ""), s.salts_dir),
     )
     b = BatchConfig()
     batch_cfg = BatchConfig(

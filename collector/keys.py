@@ -3,6 +3,11 @@
 Keys never enter ClickHouse. Files are created 0600 in 0700 folders, written to a temp file and
 linked into place, so two processes racing to create an epoch's key end up using the same one.
 
+Several collectors may share one key folder (`[storage] keys_path`, docs/security.md): a key is
+created once (the link above) and used by all; a rotation is seen by every collector at its next
+request (the generation file is checked each time), and a key shredded by one is dropped from the
+memory of the others within `RECHECK_S` (a cached key is checked against its file that often).
+
 An epoch is the policy's rotation period (`0`, `2026-11`, `2026-11-25`); `collector keys rotate`
 starts a new generation inside it (`2026-11.g1`) at once. `collector keys shred` deletes old keys:
 the pseudonyms made with them can never be linked to anyone again.
@@ -13,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +27,7 @@ from anonymizer.pseudonym import KEY_BYTES, PseudonymKey
 from collector.errors import CollectorError
 
 GENERATION_FILE = "generation"
+RECHECK_S = 1.0  # a cached key is checked against its file at most this long after the last time
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,22 +41,25 @@ class KeyFile:
 class KeyStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._cache: dict[tuple[str, str], PseudonymKey] = {}
-        self._generations: dict[str, tuple[float, int]] = {}
+        # (tenant, epoch) -> (key, when its file was last seen, monotonic)
+        self._cache: dict[tuple[str, str], tuple[PseudonymKey, float]] = {}
+        self._generations: dict[str, tuple[tuple[int, int, int], int]] = {}
 
     def generation(self, tenant_id: str) -> int:
         """The tenant's rotation generation; re-read when the file changes (a rotate by the CLI
         takes effect in a running service at its next request)."""
         path = self.root / tenant_id / GENERATION_FILE
         try:
-            mtime = path.stat().st_mtime
+            st = path.stat()
         except FileNotFoundError:
             return 0
+        # a rotation replaces the file (a new inode): seen even within one mtime tick
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         cached = self._generations.get(tenant_id)
-        if cached and cached[0] == mtime:
+        if cached and cached[0] == stamp:
             return cached[1]
         gen = int(path.read_text().strip() or 0)
-        self._generations[tenant_id] = (mtime, gen)
+        self._generations[tenant_id] = (stamp, gen)
         return gen
 
     def current_epoch(self, tenant_id: str, period: str) -> str:
@@ -57,11 +67,18 @@ class KeyStore:
         return f"{period}.g{gen}" if gen else period
 
     def get(self, tenant_id: str, epoch: str) -> PseudonymKey:
-        """The key for (tenant, epoch), created on first use."""
+        """The key for (tenant, epoch), created on first use. A cached key whose file another
+        collector shredded is forgotten within RECHECK_S (and a new, unrelated one made)."""
+        now = time.monotonic()
+        path = self.root / tenant_id / f"{epoch}.key"
         cached = self._cache.get((tenant_id, epoch))
         if cached is not None:
-            return cached
-        path = self.root / tenant_id / f"{epoch}.key"
+            if now - cached[1] < RECHECK_S:
+                return cached[0]
+            if path.exists():
+                self._cache[(tenant_id, epoch)] = (cached[0], now)
+                return cached[0]
+            del self._cache[(tenant_id, epoch)]
         try:
             secret = path.read_bytes()
         except FileNotFoundError:
@@ -69,7 +86,7 @@ class KeyStore:
         if len(secret) != KEY_BYTES:
             raise CollectorError(f"key file for tenant {tenant_id} epoch {epoch} is damaged")
         key = PseudonymKey(epoch, secret)
-        self._cache[(tenant_id, epoch)] = key
+        self._cache[(tenant_id, epoch)] = (key, now)
         return key
 
     def _create(self, path: Path) -> bytes:

@@ -4,6 +4,10 @@
 A salt is never created for a day that is over (plus grace): a late record gets no visitor id
 rather than a salt that could link it to anything.
 
+Collectors sharing one salt folder (`[storage] salts_path`) make and use the same salt (the link
+in `_create`); each sweep also reads the tombstones the others wrote and forgets, from memory,
+every salt whose day is destroyed or due, whether or not this process unlinked the file.
+
 Destroyed days are kept as tombstones (`<data>/salts/destroyed`, one day a line, fsync'd) written
 before the salt is unlinked; no salt is ever used or made again for a day at or before the newest
 tombstone, so a clock that jumps back (or jumped forward and returned) cannot bring a second salt
@@ -156,6 +160,15 @@ class SaltStore:
         """Destroy every salt whose day ended more than the grace hour ago; returns their days.
         Never raises: errors are counted and kept in `sweep_failing` until a sweep succeeds."""
         errors: list[str] = []
+        try:  # collectors sharing the folder: another one may have destroyed days already
+            shared = self._read_tombstones()
+        except OSError:  # the same file's write below fails too, and is counted there
+            pass
+        else:
+            if shared is not None and not self._destroyed(shared):
+                self._destroyed_through = self._tombstoned_through = shared
+        for day in [d for d in self._cache if self._destroyed(d) or now_ms >= _destroy_at(d)]:
+            del self._cache[day]  # out of memory too, whoever unlinked the file
         try:
             names = os.listdir(self.root)
         except FileNotFoundError:
