@@ -102,3 +102,20 @@ async def test_a_bad_body_is_a_400(start: AppFactory) -> None:
     for data in (b"nope", b"[]", b'{"query": 1}', b'{"query": "SELECT 1", "x": 1}'):
         r = await client.post(URL, data=data, headers=auth(ADMIN_KEY))
         assert r.status == 400 and (await r.json())["error"] == "bad request"
+
+
+async def test_answers_match_the_openapi_document(start: AppFactory) -> None:
+    from tests.integration.test_openapi import check
+
+    client = await start(server=replace(ServerConfig(), admin_sql_max_rows=5))
+    bodies = [
+        ({"query": "SELECT 1 AS one"}, ADMIN_KEY, 200),
+        ({"query": "DROP TABLE access_log"}, ADMIN_KEY, 400),
+        ({"query": "SELECT number FROM numbers(10)"}, ADMIN_KEY, 413),
+        ({"query": "SELECT 1"}, ANALYST_KEY, 403),
+        ({"query": "SELECT 1"}, "tck_unknown", 401),
+    ]
+    for body, key, status in bodies:
+        r = await client.post(URL, data=orjson.dumps(body), headers=auth(key))
+        assert r.status == status
+        await check(r, URL)
