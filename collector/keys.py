@@ -19,6 +19,7 @@ import contextlib
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,8 +40,9 @@ class KeyFile:
 
 
 class KeyStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.root = root
+        self._clock = clock
         # (tenant, epoch) -> (key, when its file was last seen, monotonic)
         self._cache: dict[tuple[str, str], tuple[PseudonymKey, float]] = {}
         self._generations: dict[str, tuple[tuple[int, int, int], int]] = {}
@@ -69,7 +71,7 @@ class KeyStore:
     def get(self, tenant_id: str, epoch: str) -> PseudonymKey:
         """The key for (tenant, epoch), created on first use. A cached key whose file another
         collector shredded is forgotten within RECHECK_S (and a new, unrelated one made)."""
-        now = time.monotonic()
+        now = self._clock()
         path = self.root / tenant_id / f"{epoch}.key"
         cached = self._cache.get((tenant_id, epoch))
         if cached is not None:
