@@ -38,8 +38,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def config_text(port: int, data: Path, extra: str = "", server_extra: str = "") -> str:
-    """A complete config; `server_extra` lines go into [server], `extra` is appended."""
+def config_text(
+    port: int, data: Path, extra: str = "", server_extra: str = "", storage_extra: str = ""
+) -> str:
+    """A complete config; `server_extra` lines go into [server], `storage_extra` into [storage],
+    `extra` is appended."""
     return f"""
 [server]
 host = "127.0.0.1"
@@ -48,6 +51,7 @@ port = {port}
 
 [storage]
 path = "{data}"
+{storage_extra}
 
 [batch]
 max_rows = 5000
@@ -145,6 +149,7 @@ async def running_service(
     *,
     extra: str = "",
     server_extra: str = "",
+    storage_extra: str = "",
     data: Path | None = None,
     env: dict[str, str] | None = None,
     wrapper: tuple[str, ...] = (),
@@ -153,7 +158,7 @@ async def running_service(
     port = free_port()
     data = data or tmp_path / "data"
     config = tmp_path / "collector.toml"
-    config.write_text(config_text(port, data, extra, server_extra))
+    config.write_text(config_text(port, data, extra, server_extra, storage_extra))
     log_path = tmp_path / "service.log"
     out = log_path.open("wb")
     proc = await asyncio.create_subprocess_exec(
