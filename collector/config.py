@@ -196,7 +196,7 @@ def parse_config(text: str, base: Path) -> Config:
         compact_min_bytes=idem.integer("compact_min_bytes", i.compact_min_bytes, 4096, 2**40),
     )
     server.check_known(ServerConfig.__slots__, list_known=True)
-    storage.check_known({"engine", "path", "database", "keys_path", "salts_path"}, list_known=True)
+    storage.check_known({"engine", "path", "database", "keys_dir", "salts_dir"}, list_known=True)
     batch.check_known(BatchConfig.__slots__, list_known=True)
     geoip.check_known({"database"}, list_known=True)
     ua.check_known({"cache_size"}, list_known=True)
@@ -250,8 +250,8 @@ def parse_config(text: str, base: Path) -> Config:
         engine=engine,
         path=_path(base, storage.string("path", str(s.path))),
         database=database,
-        keys_dir=_optional_path(base, storage.string("keys_path", ""), s.keys_dir),
-        salts_dir=_optional_path(base, storage.string("salts_path", ""), s.salts_dir),
+        keys_dir=_optional_path(base, storage.string("keys_dir", ""), s.keys_dir),
+        salts_dir=_optional_path(base, storage.string("salts_dir", ""), s.salts_dir),
     )
     b = BatchConfig()
     batch_cfg = BatchConfig(

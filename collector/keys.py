@@ -3,7 +3,7 @@
 Keys never enter ClickHouse. Files are created 0600 in 0700 folders, written to a temp file and
 linked into place, so two processes racing to create an epoch's key end up using the same one.
 
-Several collectors may share one key folder (`[storage] keys_path`, docs/security.md): a key is
+Several collectors may share one key folder (`[storage] keys_dir`, docs/security.md): a key is
 created once (the link above) and used by all; a rotation is seen by every collector at its next
 request (the generation file is checked each time), and a key shredded by one is dropped from the
 memory of the others within `RECHECK_S` (a cached key is checked against its file that often).

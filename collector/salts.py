@@ -4,7 +4,7 @@
 A salt is never created for a day that is over (plus grace): a late record gets no visitor id
 rather than a salt that could link it to anything.
 
-Collectors sharing one salt folder (`[storage] salts_path`) make and use the same salt (the link
+Collectors sharing one salt folder (`[storage] salts_dir`) make and use the same salt (the link
 in `_create`); each sweep also reads the tombstones the others wrote and forgets, from memory,
 every salt whose day is destroyed or due, whether or not this process unlinked the file.
 

@@ -150,3 +150,16 @@ def test_config_and_policy_refuse_in_the_same_words() -> None:
         parse_policy('version = 1\n[reports]\nmin_k = "1"\n')
     assert str(config_error.value).endswith(": must be a whole number from 1 to 10000000")
     assert policy_error.value.reason.startswith("must be a whole number from ")
+
+
+def test_keys_and_salts_may_live_in_a_shared_folder(tmp_path: Path) -> None:
+    """Collectors sharing a ClickHouse server share their pseudonym keys and visitor salts."""
+    from collector.config import parse_config
+
+    default = parse_config('[storage]\npath = "d"\n', base=tmp_path).storage
+    assert default.keys_path == tmp_path / "d" / "keys"
+    assert default.salts_path == tmp_path / "d" / "salts"
+    shared = parse_config(
+        '[storage]\npath = "d"\nkeys_dir = "/shared/keys"\nsalts_dir = "s"\n', base=tmp_path
+    ).storage
+    assert shared.keys_path == Path("/shared/keys") and shared.salts_path == tmp_path / "s"

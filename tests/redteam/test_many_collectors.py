@@ -1,4 +1,4 @@
-"""Two collector processes sharing one key and salt store (`[storage] keys_path`, `salts_path`),
+"""Two collector processes sharing one key and salt store (`[storage] keys_dir`, `salts_dir`),
 each with its own engine, as two collectors in front of one ClickHouse server would run: the same
 input gives the same pseudonyms and visitor ids in both; a rotation or a shred by one reaches the
 other. Rows are read back with `collector sql` through each running service (the admin key in
@@ -74,7 +74,7 @@ async def export(s: aiohttp.ClientSession, svc: Service, user: str) -> dict[str,
 @asynccontextmanager
 async def two_collectors(tmp_path: Path) -> AsyncIterator[tuple[Service, Service]]:
     shared = tmp_path / "shared"
-    storage = f'keys_path = "{shared / "keys"}"\nsalts_path = "{shared / "salts"}"'
+    storage = f'keys_dir = "{shared / "keys"}"\nsalts_dir = "{shared / "salts"}"'
     async with AsyncExitStack() as stack:
         services = []
         for name in ("a", "b"):
