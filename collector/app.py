@@ -39,6 +39,7 @@ from collector.middlewares import PUBLIC_PATHS, Handler, auth_middleware, errors
 from collector.pipeline import Pipeline
 from collector.policies import PolicyChange, PolicyRefused, PolicyStore
 from collector.salts import SWEEP_INTERVAL_S, SaltStore, sweep_forever, wall_clock_ms
+from collector.sealing import load_sealer
 from collector.sink import AsyncSink
 from collector.storage import open_sink
 
@@ -130,10 +131,11 @@ async def _pipeline(app: web.Application) -> AsyncIterator[None]:
         )
     except PolicyRefused as e:
         raise ConfigError(f"policy refused: {e}") from e
+    sealer = load_sealer(config.storage.master_key_file)
     app[PIPELINE] = Pipeline(
         policies,
-        KeyStore(config.storage.keys_path),
-        SaltStore(config.storage.salts_path),
+        KeyStore(config.storage.keys_path, sealer=sealer),
+        SaltStore(config.storage.salts_path, sealer),
         Enricher(UserAgentParser(config.enrich.user_agent_cache_size), geoip),
     )
     yield

@@ -148,12 +148,13 @@ def _keys(args: argparse.Namespace) -> int:
 
     from collector.keys import KeyStore
     from collector.policies import PolicyStore
+    from collector.sealing import load_sealer
 
     config = load_config(Path(args.config))
     tenants = [t.id for t in config.tenants if not args.tenant or t.id == args.tenant]
     if args.tenant and not tenants:
         raise CollectorError(f"no tenant {args.tenant!r} in the config")
-    keys = KeyStore(config.storage.keys_path)
+    keys = KeyStore(config.storage.keys_path, sealer=load_sealer(config.storage.master_key_file))
     now = datetime.now(UTC)
     policies = PolicyStore(config.policy_file, config.tenant_policy_dir, tenants)
     for t in tenants:

@@ -70,6 +70,8 @@ class StorageConfig:
     # folders (docs/security.md). None: `<path>/keys`, `<path>/salts`
     keys_dir: Path | None = None
     salts_dir: Path | None = None
+    # a secret file (>= 32 bytes): key and salt files are sealed under it (collector/sealing.py)
+    master_key_file: Path | None = None
 
     @property
     def chdb_path(self) -> Path:
@@ -196,7 +198,9 @@ def parse_config(text: str, base: Path) -> Config:
         compact_min_bytes=idem.integer("compact_min_bytes", i.compact_min_bytes, 4096, 2**40),
     )
     server.check_known(ServerConfig.__slots__, list_known=True)
-    storage.check_known({"engine", "path", "database", "keys_dir", "salts_dir"}, list_known=True)
+    storage.check_known(
+        {"engine", "path", "database", "keys_dir", "salts_dir", "master_key_file"}, list_known=True
+    )
     batch.check_known(BatchConfig.__slots__, list_known=True)
     geoip.check_known({"database"}, list_known=True)
     ua.check_known({"cache_size"}, list_known=True)
@@ -252,6 +256,9 @@ def parse_config(text: str, base: Path) -> Config:
         database=database,
         keys_dir=_optional_path(base, storage.string("keys_dir", ""), s.keys_dir),
         salts_dir=_optional_path(base, storage.string("salts_dir", ""), s.salts_dir),
+        master_key_file=_optional_path(
+            base, storage.string("master_key_file", ""), s.master_key_file
+        ),
     )
     b = BatchConfig()
     batch_cfg = BatchConfig(

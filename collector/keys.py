@@ -26,6 +26,7 @@ from pathlib import Path
 
 from anonymizer.pseudonym import KEY_BYTES, PseudonymKey
 from collector.errors import CollectorError
+from collector.sealing import Sealer, seal, unseal
 
 GENERATION_FILE = "generation"
 RECHECK_S = 1.0  # a cached key is checked against its file at most this long after the last time
@@ -40,9 +41,15 @@ class KeyFile:
 
 
 class KeyStore:
-    def __init__(self, root: Path, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        root: Path,
+        clock: Callable[[], float] = time.monotonic,
+        sealer: Sealer | None = None,
+    ) -> None:
         self.root = root
         self._clock = clock
+        self._sealer = sealer  # `[storage] master_key_file`: files sealed (collector/sealing.py)
         # (tenant, epoch) -> (key, when its file was last seen, monotonic)
         self._cache: dict[tuple[str, str], tuple[PseudonymKey, float]] = {}
         self._generations: dict[str, tuple[tuple[int, int, int], int]] = {}
@@ -82,22 +89,23 @@ class KeyStore:
                 return cached[0]
             del self._cache[(tenant_id, epoch)]
         try:
-            secret = path.read_bytes()
+            data = path.read_bytes()
         except FileNotFoundError:
-            secret = self._create(path)
+            data = self._create(path, f"{tenant_id}/{epoch}")
+        secret = unseal(self._sealer, f"{tenant_id}/{epoch}", data)
         if len(secret) != KEY_BYTES:
             raise CollectorError(f"key file for tenant {tenant_id} epoch {epoch} is damaged")
         key = PseudonymKey(epoch, secret)
         self._cache[(tenant_id, epoch)] = (key, now)
         return key
 
-    def _create(self, path: Path) -> bytes:
+    def _create(self, path: Path, name: str) -> bytes:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(path.parent, 0o700)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, secrets.token_bytes(KEY_BYTES))
+            os.write(fd, seal(self._sealer, name, secrets.token_bytes(KEY_BYTES)))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -138,7 +146,7 @@ class KeyStore:
             if k.epoch == current_epoch or k.created >= before.timestamp():
                 continue
             with open(k.path, "r+b") as f:
-                f.write(secrets.token_bytes(KEY_BYTES))
+                f.write(secrets.token_bytes(max(KEY_BYTES, k.path.stat().st_size)))
                 f.flush()
                 os.fsync(f.fileno())
             k.path.unlink()

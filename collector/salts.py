@@ -33,6 +33,7 @@ from pathlib import Path
 
 from anonymizer.pseudonym import DAY_MS
 from collector.failures import describe
+from collector.sealing import Sealer, seal, unseal
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,10 @@ def _day_of(name: str) -> int | None:
     return int(day.timestamp() * 1000) // DAY_MS
 
 
+def _seal_name(day: int) -> str:
+    return f"salt/{_day_name(day)}"
+
+
 def _destroy_at(day: int) -> int:
     return (day + 1) * DAY_MS + GRACE_MS
 
@@ -72,8 +77,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 class SaltStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, sealer: Sealer | None = None) -> None:
         self.root = root
+        self._sealer = sealer  # `[storage] master_key_file`: files sealed (collector/sealing.py)
         self._cache: dict[int, bytes] = {}
         self._on_disk: set[int] = set()  # days whose salt file exists, as last seen or made
         # the newest destroyed day: in memory at once, in the tombstone file when written
@@ -119,7 +125,7 @@ class SaltStore:
             return cached
         path = self._path(day)
         try:
-            salt = path.read_bytes()
+            salt = unseal(self._sealer, _seal_name(day), path.read_bytes())
         except FileNotFoundError:
             if not create:
                 return b""
@@ -141,7 +147,7 @@ class SaltStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(secrets.token_bytes(SALT_BYTES))
+                f.write(seal(self._sealer, _seal_name(day), secrets.token_bytes(SALT_BYTES)))
                 f.flush()
                 os.fsync(f.fileno())
             if replace:
@@ -154,7 +160,7 @@ class SaltStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         self._on_disk.add(day)
-        return path.read_bytes()
+        return unseal(self._sealer, _seal_name(day), path.read_bytes())
 
     def sweep(self, now_ms: int) -> list[str]:
         """Destroy every salt whose day ended more than the grace hour ago; returns their days.

@@ -1,5 +1,5 @@
 """Two collector processes sharing one key and salt store (`[storage] keys_dir`, `salts_dir`),
-each with its own engine, as two collectors in front of one ClickHouse server would run: the same
+each with its own engine and the store sealed under one master key, as two collectors in front of one ClickHouse server would run: the same
 input gives the same pseudonyms and visitor ids in both; a rotation or a shred by one reaches the
 other. Rows are read back with `collector sql` through each running service (the admin key in
 COLLECTOR_API_KEY), which also shows that a read works while the service holds its engine and
@@ -71,10 +71,21 @@ async def export(s: aiohttp.ClientSession, svc: Service, user: str) -> dict[str,
         return body
 
 
+def shared_files(tmp_path: Path) -> list[bytes]:
+    """The key and salt files in the shared store."""
+    paths = [*tmp_path.glob("shared/keys/acme/*.key"), *tmp_path.glob("shared/salts/*.salt")]
+    return [p.read_bytes() for p in paths]
+
+
 @asynccontextmanager
 async def two_collectors(tmp_path: Path) -> AsyncIterator[tuple[Service, Service]]:
     shared = tmp_path / "shared"
-    storage = f'keys_dir = "{shared / "keys"}"\nsalts_dir = "{shared / "salts"}"'
+    master = tmp_path / "master.key"  # elsewhere than the shared folder: a secret file
+    master.write_bytes(os.urandom(32).hex().encode())
+    storage = (
+        f'keys_dir = "{shared / "keys"}"\nsalts_dir = "{shared / "salts"}"\n'
+        f'master_key_file = "{master}"'
+    )
     async with AsyncExitStack() as stack:
         services = []
         for name in ("a", "b"):
@@ -97,6 +108,8 @@ async def test_two_collectors_agree_and_follow_each_others_rotation_and_shred(
         assert len(in_a) == 5 and in_a == in_b  # same pseudonyms, same visitor ids
         assert all(r["user_pseudonym"] and r["visitor_id"] for r in in_a)
         assert not (a.data / "keys").exists() and not (a.data / "salts").exists()
+        shared = shared_files(tmp_path)
+        assert len(shared) == 2 and all(data.startswith(b"TCS1") for data in shared)  # sealed
 
         code, out, err = await cli("keys", "rotate", "--config", str(a.config), "--tenant", "acme")
         assert code == 0, err
