@@ -22,6 +22,7 @@ printf 'CLICKHOUSE_USER=admin\nCLICKHOUSE_PASSWORD=%s\nCLICKHOUSE_DEFAULT_ACCESS
 rand > secrets/clickhouse_collector_password
 rand > secrets/clickhouse_grafana_password
 rand > secrets/metrics_token
+rand > secrets/collector_master_key
 echo "tck_$(rand)" > secrets/ingest_key
 echo "tck_$(rand)" > secrets/admin_key
 
@@ -47,5 +48,6 @@ CREATE USER IF NOT EXISTS collector IDENTIFIED WITH sha256_hash BY '$hash' SALT 
 GRANT collector_writer TO collector;
 ALTER USER collector DEFAULT ROLE collector_writer;
 SQL
-chmod 644 secrets/access.sql secrets/clickhouse_*_password secrets/metrics_token  # read by the containers' own users
+chmod 644 secrets/access.sql secrets/clickhouse_*_password secrets/metrics_token \
+    secrets/collector_master_key  # read by the containers' own users
 echo "secrets in docker/secrets/; ingest key: secrets/ingest_key, admin key: secrets/admin_key"
