@@ -125,7 +125,7 @@ def test_the_collectors_config_loads_and_listens_where_everyone_looks(tmp_path: 
 def test_the_collectors_share_keys_and_salts_and_nothing_else(tmp_path: Path) -> None:
     storage = raw_config()["storage"]
     config = load((DOCKER / "collector.toml").read_text(), tmp_path)
-    assert config.storage.master_key_file == Path(storage["master_key_file"])
+    assert config.storage.master_key_file == tmp_path / "secrets" / "collector_master_key"
     for name in COLLECTORS:  # the master key is a secret, not on the shared volume
         assert covering(name, storage["master_key_file"]) == storage["master_key_file"]
     assert config.storage.keys_path == Path(storage["keys_dir"])
