@@ -6,7 +6,9 @@ like the operator who holds the config and the data folder; the key's tenant onl
 asked, in the log. Tenant-bound reads are the reports' (`analyst` keys) or, on a ClickHouse
 server, the `collector grants --tenant` users'. The statement is checked and run read-only
 (`collector.admin_sql`), bounded by `[server] admin_sql_max_rows` and `admin_sql_timeout_s`;
-the log names the key and the row count, never the statement (it may quote values).
+the log names the key and the row count, never the statement (it may quote values). The
+statement runs on the sink's one thread, so ingest inserts wait behind it: the time bound is
+also the longest an operator's query can hold them up.
 """
 
 from __future__ import annotations
