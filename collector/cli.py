@@ -10,6 +10,7 @@ import ssl
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from anonymizer.errors import AnonymizerError
@@ -209,7 +210,9 @@ def _grants(args: argparse.Namespace) -> int:
     )
     sys.stdout.write(grants.render(statements, header))
     if args.apply:
-        sink = open_sink(config.storage)
+        # roles and users are not in a database, and every table is named with its database:
+        # connect to `default`, so the grants can run before `collector migrate` made ours
+        sink = open_sink(replace(config.storage, database="default"))
         try:
             run = getattr(sink, "command", None) or getattr(sink, "execute", None) or sink.query
             for _, statement in statements:
