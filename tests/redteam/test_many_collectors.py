@@ -143,7 +143,13 @@ async def test_two_collectors_agree_and_follow_each_others_rotation_and_shred(
             "SELECT count() AS n FROM access_log", key=ADMIN_KEY,
         )  # fmt: skip
         assert code == 0 and out.splitlines()[2].strip() == "10", out + err
+        code, out, err = await cli(
+            "sql", "--config", str(a.config), "SELECT 'carol.marker@example.com' AS m",
+            key=ADMIN_KEY,
+        )  # fmt: skip
+        assert code == 0 and "carol.marker@example.com" in out, err
         for svc in (a, b):
             assert "Traceback" not in svc.log()
+            assert "carol.marker" not in svc.log()  # statements are never logged
             for r in records("x"):
                 assert r["ip"] not in svc.log() and r["user_id"] not in svc.log()
