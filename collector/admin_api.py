@@ -19,21 +19,22 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from collector import admin_sql
 from collector.appkeys import CONFIG, DB, SINK, TENANT
-from collector.errors import BadRequest
+from collector.errors import BadRequest, PayloadTooLarge
 from collector.params import check_names
-from collector.policy_api import read_policy_body
 
 log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 64 * 1024  # one statement
 MAX_RESULT_BYTES = 64 * 1024 * 1024
 SLACK_S = 5  # past the engine's own max_execution_time, the answer is a 504
 
 
 async def post_sql(request: web.Request) -> web.Response:
     check_names(request.query, ())
-    body = await read_policy_body(request)  # at most 64 KiB, whatever the encoding
+    body = await _read_body(request)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -55,6 +56,22 @@ async def post_sql(request: web.Request) -> web.Response:
     tenant = request[TENANT]
     log.info("admin sql by key %s of tenant %s: %d rows", tenant.key_id, tenant.id, len(rows))
     return web.json_response({"rows": rows, "count": len(rows)}, dumps=_dumps)
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The whole body, in however many pieces it comes, never more than MAX_BODY_BYTES held."""
+    too_large = PayloadTooLarge(f"a statement is at most {MAX_BODY_BYTES} bytes")
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise too_large
+    body = bytearray()
+    try:
+        while chunk := await request.content.read(MAX_BODY_BYTES + 1 - len(body)):
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise too_large
+    except RequestPayloadError:
+        raise BadRequest("the body cannot be read with its Content-Encoding") from None
+    return bytes(body)
 
 
 def _dumps(value: Any) -> str:

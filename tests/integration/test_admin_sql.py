@@ -119,3 +119,17 @@ async def test_answers_match_the_openapi_document(start: AppFactory) -> None:
         r = await client.post(URL, data=orjson.dumps(body), headers=auth(key))
         assert r.status == status
         await check(r, URL)
+
+
+async def test_a_statement_over_64_kib_is_a_413(start: AppFactory) -> None:
+    client = await start()
+    big = orjson.dumps({"query": "SELECT 1 " + " " * 70_000})
+    r = await client.post(URL, data=big, headers=auth(ADMIN_KEY))
+    assert r.status == 413 and "at most 65536 bytes" in (await r.json())["detail"]
+
+    async def chunks():  # no Content-Length: counted as it arrives
+        for _ in range(70):
+            yield b" " * 1024
+
+    r = await client.post(URL, data=chunks(), headers=auth(ADMIN_KEY))
+    assert r.status == 413
