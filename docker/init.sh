@@ -27,11 +27,20 @@ echo "tck_$(rand)" > secrets/ingest_key
 echo "tck_$(rand)" > secrets/admin_key
 
 # the placeholders in collector.toml (hashes no key can have) become the new secrets' hashes
-sed -i \
-    -e "s/0000000000000000000000000000000000000000000000000000000000000000/$(sha256 "$(cat secrets/ingest_key)")/" \
-    -e "s/0000000000000000000000000000000000000000000000000000000000000001/$(sha256 "$(cat secrets/admin_key)")/" \
-    -e "s/0000000000000000000000000000000000000000000000000000000000000002/$(sha256 "$(cat secrets/metrics_token)")/" \
-    collector.toml
+"$python" - "$(sha256 "$(cat secrets/ingest_key)")" "$(sha256 "$(cat secrets/admin_key)")" \
+    "$(sha256 "$(cat secrets/metrics_token)")" <<'PY'
+import sys
+from pathlib import Path
+
+config = Path("collector.toml")
+text = config.read_text()
+for i, digest in enumerate(sys.argv[1:]):
+    placeholder = f"{i:064d}"
+    if placeholder not in text:
+        sys.exit(f"collector.toml: placeholder {i} not found (git checkout docker/collector.toml)")
+    text = text.replace(placeholder, digest)
+config.write_text(text)
+PY
 
 # roles and Grafana's user from the collector's own generator (it needs the database name and
 # the tenant only); the collectors' own user with the writer role

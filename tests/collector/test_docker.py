@@ -14,7 +14,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from anonymizer.rules import ROLLUPS
@@ -184,7 +183,6 @@ def test_grafana_reads_the_rollups_only_as_the_tenant_bound_user() -> None:
                 assert tables and tables <= set(ROLLUPS), panel["title"]
 
 
-@pytest.mark.skipif(not shutil.which("sed"), reason="init.sh needs sed")
 def test_init_sh_makes_the_secrets_and_hashes_and_access_sql(tmp_path: Path) -> None:
     from collector.auth import hash_key
     from collector.sink_chdb import ChdbSink
