@@ -136,3 +136,42 @@ def _scan(text: str) -> Iterator[tuple[int, str, int, bool]]:
         elif c == ")":
             depth -= 1
         yield i, c, depth, False
+
+
+def tokens(sql: str) -> Iterator[tuple[str, str]]:
+    """(kind, text) for each token of a statement without comments: `word` (a run of letters,
+    digits and `_`), `ident` (a `...` or "..." quoted identifier, unquoted: it can name a
+    function as well as a bare word can), `string` (a '...' literal, its text dropped) and
+    `punct` (any other character but spaces). Quotes are read as `statements` reads them, so a
+    check over these tokens sees the text the engine will run."""
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c.isspace():
+            i += 1
+        elif c.isalnum() or c == "_":
+            start = i
+            while i < n and (sql[i].isalnum() or sql[i] == "_"):
+                i += 1
+            yield "word", sql[start:i]
+        elif c in QUOTES:
+            end = _quote_end(sql, i)
+            yield ("string", "") if c == "'" else ("ident", sql[i + 1 : end - 1])
+            i = end
+        else:
+            yield "punct", c
+            i += 1
+
+
+def _quote_end(sql: str, start: int) -> int:
+    """The index after the quote opened at `start` (backslash escapes honoured); the end of the
+    text when it never closes."""
+    quote, i = sql[start], start + 1
+    while i < len(sql):
+        if sql[i] == "\\":
+            i += 2
+        elif sql[i] == quote:
+            return i + 1
+        else:
+            i += 1
+    return len(sql)

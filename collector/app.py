@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from collector import handlers, policy_api, reports, subjects
+from collector import admin_api, handlers, policy_api, reports, subjects
 from collector.appkeys import (
     AUTH,
     BATCHERS,
@@ -41,6 +41,7 @@ from collector.pipeline import Pipeline
 from collector.policies import PolicyChange, PolicyRefused, PolicyStore
 from collector.salts import SWEEP_INTERVAL_S, SaltStore, sweep_forever, wall_clock_ms
 from collector.schema import Schema
+from collector.sealing import load_sealer
 from collector.sink import AsyncSink
 from collector.storage import open_sink
 
@@ -111,6 +112,7 @@ def setup_routes(app: web.Application) -> None:
     privacy = frozenset({"privacy"})
     app.router.add_post("/v1/subjects/export", _scoped(subjects.export_subject, privacy))
     app.router.add_post("/v1/subjects/delete", _scoped(subjects.delete_subject, privacy))
+    app.router.add_post("/v1/admin/sql", _scoped(admin_api.post_sql, frozenset({"admin"})))
     public = {
         "/healthz": handlers.healthz,
         "/readyz": handlers.readyz,
@@ -131,10 +133,11 @@ async def _pipeline(app: web.Application) -> AsyncIterator[None]:
         )
     except PolicyRefused as e:
         raise ConfigError(f"policy refused: {e}") from e
+    sealer = load_sealer(config.storage.master_key_file)
     app[PIPELINE] = Pipeline(
         policies,
-        KeyStore(config.storage.keys_path),
-        SaltStore(config.storage.path / "salts"),
+        KeyStore(config.storage.keys_path, sealer=sealer),
+        SaltStore(config.storage.salts_path, sealer),
         Enricher(UserAgentParser(config.enrich.user_agent_cache_size), geoip),
     )
     yield

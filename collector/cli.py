@@ -1,4 +1,4 @@
-"""`collector serve | sql | migrate | init | new-key`."""
+"""`collector serve | sql | migrate | grants | init | keys | scan-pii | new-key`."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ import ssl
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
-
-import orjson
 
 from anonymizer.errors import AnonymizerError
 from anonymizer.policy import Policy, default_policy, parse_policy
-from collector import rollups
+from collector import grants, rollups
 from collector.auth import hash_key, new_api_key
 from collector.config import ServerConfig, check_transport, load_config
 from collector.errors import CollectorError
@@ -80,10 +79,22 @@ def _base_policy(config_path: str) -> Policy:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    with _migrated_sink(args.config) as sink:
-        out = sys.stdout.buffer
-        for row in sink.query(args.query):
-            out.write(orjson.dumps(row) + b"\n")
+    """Read-only: through the running service when one answers, else on the engine here."""
+    from collector import admin_sql, sql_client
+
+    config = load_config(Path(args.config))
+    try:
+        timeout = config.server.admin_sql_timeout_s + 10
+        key = sql_client.admin_key(args.key_file)
+        rows = sql_client.ask_service(config, key, args.query, timeout)
+    except sql_client.NoService:
+        why = admin_sql.refusal(args.query, admin_sql.KNOWN_TABLE_FUNCTIONS)
+        if why:  # refused before the engine is even opened
+            raise admin_sql.ReadOnlyRefused(why) from None
+        with _migrated_sink(args.config) as sink:
+            functions = admin_sql.table_functions(sink)
+            rows = admin_sql.run(sink, args.query, functions, 0, 0, 0)  # 0: no bound
+    sys.stdout.write(admin_sql.render(rows, args.format))
     return 0
 
 
@@ -148,12 +159,13 @@ def _keys(args: argparse.Namespace) -> int:
 
     from collector.keys import KeyStore
     from collector.policies import PolicyStore
+    from collector.sealing import load_sealer
 
     config = load_config(Path(args.config))
     tenants = [t.id for t in config.tenants if not args.tenant or t.id == args.tenant]
     if args.tenant and not tenants:
         raise CollectorError(f"no tenant {args.tenant!r} in the config")
-    keys = KeyStore(config.storage.keys_path)
+    keys = KeyStore(config.storage.keys_path, sealer=load_sealer(config.storage.master_key_file))
     now = datetime.now(UTC)
     policies = PolicyStore(config.policy_file, config.tenant_policy_dir, tenants)
     for t in tenants:
@@ -183,6 +195,70 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grants(args: argparse.Namespace) -> int:
+    """Only SQL on stdout; with --apply it is also run, on a ClickHouse server only."""
+    config = load_config(Path(args.config))
+    if bool(args.tenant) != bool(args.user):
+        raise CollectorError("grants: give --tenant and --user together")
+    if args.apply and config.storage.engine == "embedded":
+        raise CollectorError(
+            "grants --apply: the embedded engine (chDB) has no users, roles or row policies; "
+            "there the service's API keys and scopes are the access control. Run this against "
+            'a ClickHouse server (storage.engine = "clickhouse"), or print the SQL without --apply'
+        )
+    person = None
+    if args.tenant:
+        if args.tenant not in {t.id for t in config.tenants}:
+            raise CollectorError(f"no tenant {args.tenant!r} in the config")
+        person = grants.tenant_user(args.tenant, args.user, _password(args.password_file))
+    cluster = args.cluster or str(getattr(config.storage, "cluster", "") or "")
+    statements = grants.grants_sql(config.storage.database, _grant_schema(), cluster, person)
+    header = (
+        f"collector grants for database {config.storage.database}"
+        + (f" on cluster {cluster}" if cluster else "")
+        + "\ngenerated from sql/; run as a ClickHouse user allowed to manage access"
+    )
+    sys.stdout.write(grants.render(statements, header))
+    if args.apply:
+        # roles and users are not in a database, and every table is named with its database:
+        # connect to `default`, so the grants can run before `collector migrate` made ours
+        sink = open_sink(replace(config.storage, database="default"))
+        try:
+            run = getattr(sink, "command", None) or getattr(sink, "execute", None) or sink.query
+            for _, statement in statements:
+                run(statement)
+        finally:
+            sink.close()
+        print(f"applied {len(statements)} statements", file=sys.stderr)
+    return 0
+
+
+def _grant_schema() -> grants.Schema:
+    from collector.migrate import CREATE_MIGRATIONS_TABLE, SQL_DIR
+
+    texts = {p.name: p.read_text() for p in sorted(SQL_DIR.glob("*.sql"))}
+    return grants.schema(texts, {"schema_migrations": CREATE_MIGRATIONS_TABLE})
+
+
+def _password(password_file: str | None) -> str:
+    """From --password-file (its first line), else asked twice on the terminal; never echoed,
+    never printed: the SQL carries only its salted SHA-256."""
+    import getpass
+
+    if password_file:
+        try:
+            lines = Path(password_file).read_text().splitlines()
+        except OSError as e:
+            raise CollectorError(f"--password-file {password_file}: {e.strerror}") from e
+        return lines[0] if lines else ""
+    if not sys.stdin.isatty():
+        raise CollectorError("grants --user: give --password-file (no terminal to ask on)")
+    first = getpass.getpass("password for the new user: ")
+    if getpass.getpass("again: ") != first:
+        raise CollectorError("the two passwords differ")
+    return first
+
+
 def _new_key(args: argparse.Namespace) -> int:
     key = new_api_key()
     print(f"api key (give to the client, store nowhere): {key}")
@@ -199,8 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.set_defaults(func=_serve)
-    q = sub.add_parser("sql", help="run a query on the embedded engine and print JSON lines")
+    q = sub.add_parser(
+        "sql", help="run one read-only query, through the running service or on the engine"
+    )
     q.add_argument("--config", required=True)
+    q.add_argument("--format", choices=["json", "csv", "table"], default="json")
+    q.add_argument("--key-file", help="a file holding an admin API key (else $COLLECTOR_API_KEY)")
     q.add_argument("query")
     q.set_defaults(func=_sql)
     m = sub.add_parser("migrate", help="apply pending sql/ migrations")
@@ -228,6 +308,16 @@ def main(argv: list[str] | None = None) -> int:
         "--before", help="shred: YYYY-MM-DD (UTC); keys created before it are destroyed"
     )
     ks.set_defaults(func=_keys)
+    g = sub.add_parser(
+        "grants", help="print (and --apply) the ClickHouse roles, users and row policies"
+    )
+    g.add_argument("--config", required=True)
+    g.add_argument("--tenant", help="with --user: an analyst user bound to this tenant")
+    g.add_argument("--user", help="the ClickHouse user name to create")
+    g.add_argument("--password-file", help="the new user's password (else asked on the terminal)")
+    g.add_argument("--cluster", help="ON CLUSTER this cluster (default: storage.cluster)")
+    g.add_argument("--apply", action="store_true", help="also run it (ClickHouse server only)")
+    g.set_defaults(func=_grants)
     k = sub.add_parser("new-key", help="print a new API key and its config line")
     k.set_defaults(func=_new_key)
     args = p.parse_args(argv)

@@ -57,6 +57,9 @@ class ServerConfig:
 
     # a body not received whole within this many seconds is answered 408, freeing its slot
     body_read_timeout_s: int = 30
+    # POST /v1/admin/sql (`collector sql` while the service runs): result rows and seconds, at most
+    admin_sql_max_rows: int = 10_000
+    admin_sql_timeout_s: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,12 @@ class StorageConfig:
     verify: bool = True  # check the server's certificate (https)
     cluster: str = ""  # ON CLUSTER DDL: Replicated local tables under Distributed ones
     timeout_s: int = 30  # one request's answer; connecting gets min(timeout_s, 10)
+    # pseudonym keys and visitor salts; collectors sharing a ClickHouse server share these
+    # folders (docs/security.md). None: `<path>/keys`, `<path>/salts`
+    keys_dir: Path | None = None
+    salts_dir: Path | None = None
+    # a secret file (>= 32 bytes): key and salt files are sealed under it (collector/sealing.py)
+    master_key_file: Path | None = None
 
     @property
     def chdb_path(self) -> Path:
@@ -80,7 +89,11 @@ class StorageConfig:
 
     @property
     def keys_path(self) -> Path:
-        return self.path / "keys"
+        return self.keys_dir or self.path / "keys"
+
+    @property
+    def salts_path(self) -> Path:
+        return self.salts_dir or self.path / "salts"
 
     @property
     def tmp_path(self) -> Path:
@@ -231,6 +244,8 @@ def parse_config(text: str, base: Path) -> Config:
         max_headers=server.integer("max_headers", d.max_headers, 8, 10_000),
         max_head_bytes=server.integer("max_head_bytes", d.max_head_bytes, 1024, 16 * MIB),
         body_read_timeout_s=server.integer("body_read_timeout_s", d.body_read_timeout_s, 1, 3600),
+        admin_sql_max_rows=server.integer("admin_sql_max_rows", d.admin_sql_max_rows, 1, 10**7),
+        admin_sql_timeout_s=server.integer("admin_sql_timeout_s", d.admin_sql_timeout_s, 1, 3600),
     )
     if server_cfg.metrics_token_sha256 and not SHA256_HEX.match(server_cfg.metrics_token_sha256):
         raise ConfigError("server.metrics_token_sha256: must be 64 lower-case hex digits")
@@ -247,7 +262,14 @@ def parse_config(text: str, base: Path) -> Config:
         storage,
         base,
         StorageConfig(
-            engine=engine, path=_path(base, storage.string("path", str(s.path))), database=database
+            engine=engine,
+            path=_path(base, storage.string("path", str(s.path))),
+            database=database,
+            keys_dir=_optional_path(base, storage.string("keys_dir", ""), s.keys_dir),
+            salts_dir=_optional_path(base, storage.string("salts_dir", ""), s.salts_dir),
+            master_key_file=_optional_path(
+                base, storage.string("master_key_file", ""), s.master_key_file
+            ),
         ),
     )
     b = BatchConfig()

@@ -4,6 +4,10 @@
 A salt is never created for a day that is over (plus grace): a late record gets no visitor id
 rather than a salt that could link it to anything.
 
+Collectors sharing one salt folder (`[storage] salts_dir`) make and use the same salt (the link
+in `_create`); each sweep also reads the tombstones the others wrote and forgets, from memory,
+every salt whose day is destroyed or due, whether or not this process unlinked the file.
+
 Destroyed days are kept as tombstones (`<data>/salts/destroyed`, one day a line, fsync'd) written
 before the salt is unlinked; no salt is ever used or made again for a day at or before the newest
 tombstone, so a clock that jumps back (or jumped forward and returned) cannot bring a second salt
@@ -29,6 +33,7 @@ from pathlib import Path
 
 from anonymizer.pseudonym import DAY_MS
 from collector.failures import describe
+from collector.sealing import Sealer, seal, unseal
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,10 @@ def _day_of(name: str) -> int | None:
     return int(day.timestamp() * 1000) // DAY_MS
 
 
+def _seal_name(day: int) -> str:
+    return f"salt/{_day_name(day)}"
+
+
 def _destroy_at(day: int) -> int:
     return (day + 1) * DAY_MS + GRACE_MS
 
@@ -68,8 +77,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 class SaltStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, sealer: Sealer | None = None) -> None:
         self.root = root
+        self._sealer = sealer  # `[storage] master_key_file`: files sealed (collector/sealing.py)
         self._cache: dict[int, bytes] = {}
         self._on_disk: set[int] = set()  # days whose salt file exists, as last seen or made
         # the newest destroyed day: in memory at once, in the tombstone file when written
@@ -115,7 +125,7 @@ class SaltStore:
             return cached
         path = self._path(day)
         try:
-            salt = path.read_bytes()
+            salt = unseal(self._sealer, _seal_name(day), path.read_bytes())
         except FileNotFoundError:
             if not create:
                 return b""
@@ -137,7 +147,7 @@ class SaltStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(secrets.token_bytes(SALT_BYTES))
+                f.write(seal(self._sealer, _seal_name(day), secrets.token_bytes(SALT_BYTES)))
                 f.flush()
                 os.fsync(f.fileno())
             if replace:
@@ -150,12 +160,21 @@ class SaltStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         self._on_disk.add(day)
-        return path.read_bytes()
+        return unseal(self._sealer, _seal_name(day), path.read_bytes())
 
     def sweep(self, now_ms: int) -> list[str]:
         """Destroy every salt whose day ended more than the grace hour ago; returns their days.
         Never raises: errors are counted and kept in `sweep_failing` until a sweep succeeds."""
         errors: list[str] = []
+        try:  # collectors sharing the folder: another one may have destroyed days already
+            shared = self._read_tombstones()
+        except OSError:  # the same file's write below fails too, and is counted there
+            pass
+        else:
+            if shared is not None and not self._destroyed(shared):
+                self._destroyed_through = self._tombstoned_through = shared
+        for day in [d for d in self._cache if self._destroyed(d) or now_ms >= _destroy_at(d)]:
+            del self._cache[day]  # out of memory too, whoever unlinked the file
         try:
             names = os.listdir(self.root)
         except FileNotFoundError:

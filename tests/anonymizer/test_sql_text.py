@@ -145,3 +145,24 @@ def test_unquote_parenthesized_and_top_level() -> None:
     assert parenthesized("(never closed") is None
     text = "a(b)'c'd"
     assert "".join(c for c, top in zip(text, top_level(text), strict=True) if top) == "ad"
+
+
+def test_tokens_read_words_quoted_identifiers_strings_and_punctuation() -> None:
+    from anonymizer.sql_text import tokens
+
+    assert list(tokens("SELECT `a b`(x_1, 'it''s', \"q\\\"\") -- c")) == [
+        ("word", "SELECT"), ("ident", "a b"), ("punct", "("), ("word", "x_1"), ("punct", ","),
+        ("string", ""), ("string", ""), ("punct", ","), ("ident", 'q\\"'), ("punct", ")"),
+        ("punct", "-"), ("punct", "-"), ("word", "c"),
+    ]  # fmt: skip
+    assert list(tokens("'never closed")) == [("string", "")]
+
+
+@given(st.text(max_size=60))
+@settings(max_examples=200)
+def test_tokens_never_fail_and_never_yield_spaces(text: str) -> None:
+    from anonymizer.sql_text import tokens
+
+    for kind, value in tokens(text):
+        assert kind in ("word", "ident", "string", "punct")
+        assert kind != "punct" or (len(value) == 1 and not value.isspace())

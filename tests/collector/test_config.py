@@ -189,3 +189,16 @@ def test_the_server_engine_keys_parse_and_the_password_stays_out_of_repr(tmp_pat
     assert inline.storage.password == "s3cret-pw"
     assert "s3cret-pw" not in repr(inline) and "s3cret-pw" not in repr(inline.storage)
     assert parse_config("", tmp_path).storage.engine == "embedded"  # `make run` stays embedded
+
+
+def test_keys_and_salts_may_live_in_a_shared_folder(tmp_path: Path) -> None:
+    """Collectors sharing a ClickHouse server share their pseudonym keys and visitor salts."""
+    from collector.config import parse_config
+
+    default = parse_config('[storage]\npath = "d"\n', base=tmp_path).storage
+    assert default.keys_path == tmp_path / "d" / "keys"
+    assert default.salts_path == tmp_path / "d" / "salts"
+    shared = parse_config(
+        '[storage]\npath = "d"\nkeys_dir = "/shared/keys"\nsalts_dir = "s"\n', base=tmp_path
+    ).storage
+    assert shared.keys_path == Path("/shared/keys") and shared.salts_path == tmp_path / "s"

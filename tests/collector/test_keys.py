@@ -46,3 +46,46 @@ def test_shred_destroys_old_keys_but_not_the_one_in_force(tmp_path: Path) -> Non
     assert not (tmp_path / "acme" / "2026-10.key").exists()
     assert (tmp_path / "acme" / "2026-11.key").read_bytes() == current.secret
     assert store.get("acme", "2026-10").secret != old.secret  # a new, unrelated key
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_collectors_sharing_a_key_folder_use_one_key_and_follow_a_rotation(
+    tmp_path: Path,
+) -> None:
+    a, b = KeyStore(tmp_path), KeyStore(tmp_path)  # two processes, one shared folder
+    assert a.get("acme", "2026-11") == b.get("acme", "2026-11")
+    assert a.rotate("acme") == 1
+    assert b.current_epoch("acme", "2026-11") == "2026-11.g1"  # at its very next request
+    assert a.rotate("acme") == 2  # twice within one mtime tick: still seen
+    assert b.current_epoch("acme", "2026-11") == "2026-11.g2"
+    assert b.get("acme", "2026-11.g2") == a.get("acme", "2026-11.g2")
+
+
+def test_a_key_shredded_by_another_collector_leaves_memory_within_the_recheck_bound(
+    tmp_path: Path,
+) -> None:
+    import os
+    from datetime import UTC, datetime
+
+    from collector.keys import RECHECK_S
+
+    clock = Clock()
+    a, b = KeyStore(tmp_path), KeyStore(tmp_path, clock)
+    old = b.get("acme", "2026-10")
+    a.get("acme", "2026-11")
+    past = datetime(2026, 10, 15, tzinfo=UTC).timestamp()
+    os.utime(tmp_path / "acme" / "2026-10.key", (past, past))
+    assert [k.epoch for k in a.shred("acme", datetime(2026, 11, 1, tzinfo=UTC), "2026-11")] == [
+        "2026-10"
+    ]
+    assert b.get("acme", "2026-10") == old  # cached: at most RECHECK_S more
+    clock.now += RECHECK_S
+    again = b.get("acme", "2026-10")
+    assert again.secret != old.secret  # forgotten: a new, unrelated key stands in

@@ -222,3 +222,17 @@ def test_whatever_the_clock_does_a_day_has_at_most_one_salt_ever(
 
 def seen_day(name: str) -> int:
     return int(datetime.strptime(name[:10], "%Y-%m-%d").replace(tzinfo=UTC).timestamp()) // 86_400
+
+
+def test_collectors_sharing_a_salt_folder_share_the_salt_and_its_destruction(
+    tmp_path: Path,
+) -> None:
+    a, b = SaltStore(tmp_path), SaltStore(tmp_path)
+    assert a.salts(NOON) == b.salts(NOON)  # made once, used by both
+    after = 20_001 * DAY + GRACE_MS
+    assert a.sweep(after) == ["2024-10-04"]  # a destroys the file
+    assert 20_000 in b._cache  # b still holds it in memory...
+    assert b.sweep(after) == []  # ...until its own sweep: nothing left to unlink,
+    assert 20_000 not in b._cache  # but forgotten all the same
+    assert b._destroyed(20_000)  # and never made again, whatever its clock says
+    assert 20_000 not in b.salts(NOON)
