@@ -13,7 +13,7 @@ from anonymizer.errors import RecordInvalid
 from collector import otlp
 from collector.appkeys import BATCHERS, CONFIG, IDEMPOTENCY, METRICS, PIPELINE, RATES, TENANT
 from collector.body import BodyLimits, read_body
-from collector.decode import JSON_VALUES_PER_RECORD, Failed, Item, format_for
+from collector.decode import JSON_VALUES_PER_RECORD, TEXT, Failed, Item, format_for
 from collector.idempotency import Answer
 from collector.kinds import KINDS, OTLP_UNMAPPED, Kind
 from collector.metrics import CONTENT_TYPE
@@ -21,6 +21,7 @@ from collector.metrics_access import visible_tenants
 from collector.middlewares import route_of
 from collector.pipeline import Outcome, Run
 from collector.salts import wall_clock_ms
+from collector.text_params import refuse_for_non_text, text_options
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 SLICE_S = 0.01  # pipeline work between two yields (another request waits ~3 slices)
@@ -76,7 +77,12 @@ async def answer_once(
 def ingest_handler(kind: Kind) -> Handler:
     async def ingest(request: web.Request) -> web.Response:
         app = request.app
-        fmt = format_for(request.content_type, allow_text=kind.allow_text)
+        text = None
+        if kind.allow_text and request.content_type == TEXT:
+            text = text_options(request)
+        elif kind.allow_text:
+            refuse_for_non_text(request)
+        fmt = format_for(request.content_type, allow_text=kind.allow_text, text=text)
         max_records = app[CONFIG].server.max_records
         limits = body_limits(request, lines=fmt.line_based, json=fmt.json)
         body = await read_body(request, limits)

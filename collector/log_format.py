@@ -255,7 +255,8 @@ def record_from_roles(values: dict[str, str], trusted: TrustedProxies) -> dict[s
     host = get("host", get("host_fallback"))
     if host is not None:
         record["host"] = host_of(host)
-    for role, factor in (("duration_s", 1000.0), ("duration_ms", 1.0), ("duration_us", 0.001)):
+    # the most precise of the request times the line has
+    for role, factor in (("duration_us", 0.001), ("duration_ms", 1.0), ("duration_s", 1000.0)):
         if (d := get(role)) is not None:
             if not _NUMBER.fullmatch(d):
                 raise RecordInvalid("duration_ms", "the request time is not a number")
