@@ -47,6 +47,7 @@ _MONTHS = {
         ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
     )
 }
+_ESCAPE = re.compile(r'\\(x[0-9A-Fa-f]{2}|["\\])')
 DURATION_KEYS = frozenset({"rt", "request_time", "req_time"})  # `key=seconds` in a tail
 
 
@@ -67,6 +68,14 @@ def parse_clf_time(text: str) -> int:
     offset = int(oh) * 3600 + int(om) * 60
     seconds = int(dt.timestamp()) - (offset if sign == "+" else -offset)
     return seconds * 1000
+
+
+def unescape(text: str) -> str:
+    """nginx writes `"` and control bytes as `\\xHH`, Apache `"` as `\\"`: read them back (the
+    check for a backslash keeps the common case free)."""
+    if "\\" not in text:
+        return text
+    return _ESCAPE.sub(lambda m: chr(int(m[1][1:], 16)) if m[1][0] == "x" else m[1], text)
 
 
 def split_request(record: dict[str, Any], request: str) -> None:
@@ -97,7 +106,7 @@ def match_combined(line: str) -> re.Match[str] | None:
 
 def combined_record(m: re.Match[str], trusted: TrustedProxies) -> dict[str, Any]:
     record: dict[str, Any] = {"ip": m.group("ip"), "time": parse_clf_time(m.group("time"))}
-    split_request(record, m.group("request"))
+    split_request(record, unescape(m.group("request")))
     status = m.group("status")
     if status != "-":
         record["status"] = int(status)
@@ -109,10 +118,10 @@ def combined_record(m: re.Match[str], trusted: TrustedProxies) -> dict[str, Any]
         record["user_id"] = user
     referrer = m.group("referrer")
     if referrer and referrer != "-":
-        record["referrer"] = referrer
+        record["referrer"] = unescape(referrer)
     agent = m.group("agent")
     if agent and agent != "-":
-        record["user_agent"] = agent
+        record["user_agent"] = unescape(agent)
     if m.re is _VHOST_LINE:
         host = host_of(m.group("vhost"))
         if host:
