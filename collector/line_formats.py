@@ -154,39 +154,50 @@ class LineReader:
         self.state = _State()
         only = options.format if options.format != "auto" else None
         self.only = only
+        self._auto = options.declared is None and only is None
+        self.defaults = bool(options.service or options.host)
 
     def record(self, line: str) -> dict[str, Any] | Skipped:
-        if line.startswith("#"):
+        c = line[:1]
+        if c == "#":
             if line.startswith("#Fields:"):
                 self.state.fields = W3cFields.from_directive(line)
             return SKIPPED
-        if not line.strip():
+        if c in " \t" and not line.strip():  # "" too: `in` of an empty string is True
             return SKIPPED
         options = self.options
+        record: dict[str, Any] | None = None
+        if (
+            self._auto and self.state.fields is None
+        ):  # the common case: a combined-family line, tried first and inline
+            m = match_combined(line)
+            if m is not None:
+                record = combined_record(m, options.trusted)
+        if record is None:
+            record = self._parse(line)
+        if self.defaults:
+            if options.service and "service" not in record:
+                record["service"] = options.service
+            if options.host and not record.get("host"):
+                record["host"] = options.host
+        return record
+
+    def _parse(self, line: str) -> dict[str, Any]:
+        options = self.options
         trusted = options.trusted
-        record: dict[str, Any] | None
         if options.declared is not None:
-            record = options.declared.parse(line, trusted)
-        elif self.only is not None:
+            return options.declared.parse(line, trusted)
+        if self.only is not None:
             record = PARSERS[self.only](line, self.state, trusted)
             if record is None:
                 raise RecordInvalid("line", f"not a line of the {self.only} format")
-        else:
-            first = _likely(line, self.state)
-            record = PARSERS[first](line, self.state, trusted)
-            if record is None:
-                for name in BUILTIN:
-                    if name != first:
-                        record = PARSERS[name](line, self.state, trusted)
-                        if record is not None:
-                            break
-                else:
-                    raise RecordInvalid("line", self._tried())
-        if options.service and "service" not in record:
-            record["service"] = options.service
-        if options.host and not record.get("host"):
-            record["host"] = options.host
-        return record
+            return record
+        first = _likely(line, self.state)
+        for name in (first, *(n for n in BUILTIN if n != first)):
+            record = PARSERS[name](line, self.state, trusted)
+            if record is not None:
+                return record
+        raise RecordInvalid("line", self._tried())
 
     def _tried(self) -> str:
         w3c = "w3c" if self.state.fields is not None else "w3c (no #Fields: header seen)"
