@@ -98,3 +98,45 @@ async def test_nginx_default_main_log_is_accepted_whole(tmp_path: Path) -> None:
             body = await r.json()
     assert r.status == 202, body
     assert (body["accepted"], body["rejected"]) == (len(lines), 0), body
+
+
+def adversarial_lines(n: int = 60_000) -> list[str]:
+    """Lines shaped to make a backtracking pattern quadratic in each text format's parser:
+    long runs of the characters that end or escape its fields."""
+    clf = '1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "'
+    shapes = [
+        "a " * (n // 2),
+        '" ' * (n // 2),
+        clf + "\\" * n,
+        clf + 'GET / HTTP/1.1" 200 1 "-" "ua"' + ' "a' * (n // 3),
+        "http 2018-07-02T22:23:00.186641Z app/x " + "1:2 " * (n // 4),
+        "2015-05-13T23:39:43.945958Z x " + "a:1 " * (n // 4),
+        '[2016-04-15T20:17:00.310Z] "' + '\\"' * (n // 2),
+        "1 - - [" * (n // 7),
+        "h" + ":" * n + " 1 - - [",
+        "2019-12-04\t" + "a\t" * (n // 2),
+        "{" + '"a":[' * 500 + "1" + "]" * 500 + "}",
+        "v v v [" + "x" * n,
+        clf + 'GET / HTTP/1.1" 200 1 "-" "' + "\\x22" * (n // 4) + '"',
+    ]
+    return [shape[:n] for shape in shapes]
+
+
+async def test_adversarial_lines_cost_linear_time(tmp_path: Path) -> None:
+    """20 copies of each adversarial shape (~60 KB a line, ~15 MB in all, gzip on the wire):
+    every line answered per record, in far less time than one quadratic line would take."""
+    import gzip
+    import time
+
+    lines = adversarial_lines() * 20
+    body = gzip.compress(("\n".join(lines) + "\n").encode())
+    async with running_service(tmp_path) as svc, aiohttp.ClientSession() as s:
+        headers = svc.headers(**{"Content-Type": "text/plain", "Content-Encoding": "gzip"})
+        started = time.monotonic()
+        async with s.post(svc.url + "/v1/logs", data=body, headers=headers) as r:
+            reply = await r.json()
+        elapsed = time.monotonic() - started
+    assert r.status == 202, reply
+    assert reply["accepted"] + reply["rejected"] == len(lines)
+    print(f"{len(lines)} adversarial lines: {elapsed:.1f} s")
+    assert elapsed < 60, elapsed  # ~3 s here; one quadratic 60 KB line alone costs minutes
