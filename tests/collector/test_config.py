@@ -150,3 +150,23 @@ def test_config_and_policy_refuse_in_the_same_words() -> None:
         parse_policy('version = 1\n[reports]\nmin_k = "1"\n')
     assert str(config_error.value).endswith(": must be a whole number from 1 to 10000000")
     assert policy_error.value.reason.startswith("must be a whole number from ")
+
+
+def test_ingest_trusted_proxies_and_declared_formats() -> None:
+    from collector.forwarded import DEFAULT_TRUSTED
+
+    assert parse_config("", Path(".")).ingest.trusted_proxies == DEFAULT_TRUSTED
+    cfg = parse_config('[ingest]\ntrusted_proxies = ["10.1.0.0/16", "2001:db8::/32"]\n', Path("."))
+    assert cfg.ingest.trusted_proxies == ("10.1.0.0/16", "2001:db8::/32")
+    tenant = '[[tenants]]\nid = "acme"\n'
+    fmt = "nginx_log_format = '$remote_addr [$time_local] $status'\n"
+    assert parse_config(tenant + fmt, Path(".")).tenants[0].nginx_log_format.startswith("$remote")
+    for text, message in (
+        ('[ingest]\ntrusted_proxies = ["10.0.0.0/8", "nope"]\n', "ingest.trusted_proxies: entry 1"),
+        ("[ingest]\ntrusted = []\n", "ingest.trusted"),
+        (tenant + "nginx_log_format = '$a$b'\n", "tenants[0].nginx_log_format: "),
+        (tenant + "apache_log_format = 'no fields'\n", "tenants[0].apache_log_format: "),
+        (tenant + fmt + "apache_log_format = '%h'\n", "not both"),
+    ):
+        with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            parse_config(text, Path("."))
