@@ -10,6 +10,9 @@ naming the formats tried (never the line). Formats, in the order tried:
 | `alb` | AWS Application Load Balancer |
 | `elb` | AWS Classic Load Balancer |
 | `envoy` | Envoy's default text format |
+| `haproxy` | HAProxy's HTTP log (`option httplog`), with or without its syslog header |
+| `s3` | Amazon S3 server access logs |
+| `squid` | Squid's native access log |
 | `cloudfront` | CloudFront (tab-separated; its `#Fields:` header optional) |
 | `w3c` | W3C extended / IIS, columns from the body's `#Fields:` directive |
 | `json` | JSON lines of Caddy, Traefik, Envoy (`json_format`) and nginx (`escape=json`) |
@@ -33,11 +36,25 @@ from collector.combined import combined_record, match_combined
 from collector.elb import ALB, ELB, parse_alb, parse_elb
 from collector.envoy import ENVOY, parse_envoy
 from collector.forwarded import DEFAULT_PROXIES, TrustedProxies
+from collector.haproxy import match_haproxy, parse_haproxy
 from collector.log_format import LogFormat
 from collector.proxy_json import parse_proxy_json
+from collector.s3_access import S3, parse_s3
+from collector.squid import SQUID, parse_squid
 from collector.w3c import CLOUDFRONT, W3cFields, parse_w3c
 
-BUILTIN = ("combined", "alb", "elb", "envoy", "cloudfront", "w3c", "json")
+BUILTIN = (
+    "combined",
+    "alb",
+    "elb",
+    "envoy",
+    "haproxy",
+    "s3",
+    "squid",
+    "cloudfront",
+    "w3c",
+    "json",
+)
 NAMES = ("auto", *BUILTIN)
 
 
@@ -94,6 +111,21 @@ def _envoy(line: str, state: _State, trusted: TrustedProxies) -> dict[str, Any] 
     return parse_envoy(m, trusted) if m else None
 
 
+def _haproxy(line: str, state: _State, trusted: TrustedProxies) -> dict[str, Any] | None:
+    m = match_haproxy(line)
+    return parse_haproxy(m) if m else None
+
+
+def _s3(line: str, state: _State, trusted: TrustedProxies) -> dict[str, Any] | None:
+    m = S3.match(line)
+    return parse_s3(m) if m else None
+
+
+def _squid(line: str, state: _State, trusted: TrustedProxies) -> dict[str, Any] | None:
+    m = SQUID.match(line)
+    return parse_squid(m) if m else None
+
+
 def _cloudfront(line: str, state: _State, trusted: TrustedProxies) -> dict[str, Any] | None:
     if "\t" not in line or not line[:4].isdigit():
         return None
@@ -124,6 +156,9 @@ PARSERS: dict[str, Parser] = {
     "alb": _alb,
     "elb": _elb,
     "envoy": _envoy,
+    "haproxy": _haproxy,
+    "s3": _s3,
+    "squid": _squid,
     "cloudfront": _cloudfront,
     "w3c": _w3c,
     "json": _json,

@@ -33,6 +33,9 @@ EXPECTED = {
     "alb.log": (4, 4),
     "elb.log": (4, 2),  # the TCP and SSL listener entries are not HTTP requests
     "envoy.log": (1, 1),
+    "haproxy.log": (3, 2),  # the TCP-mode line is not an HTTP request
+    "s3.log": (1, 1),
+    "squid.log": (3, 3),
     "caddy.log": (1, 1),
     "traefik.log": (3, 3),
 }
@@ -98,6 +101,15 @@ def test_fields_of_each_format() -> None:
     (envoy,) = accepted(read(sample_lines("envoy.log")))
     assert envoy["ip"] == "10.0.35.28" and envoy["status"] == 204
     assert envoy["duration_ms"] == 226.0 and envoy["host"] == "locations"
+    haproxy, timeout = accepted(read(sample_lines("haproxy.log")))
+    assert haproxy["ip"] == "10.0.1.2" and haproxy["duration_ms"] == 109.0
+    assert haproxy["time"] == 1233922454655 and haproxy["path"] == "/index.html"
+    assert timeout["status"] == 408 and "method" not in timeout
+    (s3,) = accepted(read(sample_lines("s3.log")))
+    assert s3["host"] == "awsexamplebucket1" and s3["duration_ms"] == 7.0 and s3["bytes"] == 113
+    squid = accepted(read(sample_lines("squid.log")))
+    assert squid[0]["user_id"] == "labuser" and squid[0]["duration_ms"] == 120.0
+    assert squid[2]["host"] == "ecs.us-west-2.amazonaws.com" and "path" not in squid[2]
     (traefik_clf, *_) = accepted(read(sample_lines("traefik_common.log")))
     assert traefik_clf["duration_ms"] == 7.0 and traefik_clf["status"] == 401
 
@@ -204,7 +216,18 @@ def test_unparseable_line_names_the_formats_tried_never_the_line() -> None:
     secret = "203.0.113.77 alice@example.com token=s3cr3t"
     (item,) = read([secret])
     assert isinstance(item, Failed) and item.error.field == "line"
-    for name in ("combined", "alb", "elb", "envoy", "cloudfront", "w3c", "json"):
+    for name in (
+        "combined",
+        "alb",
+        "elb",
+        "envoy",
+        "haproxy",
+        "s3",
+        "squid",
+        "cloudfront",
+        "w3c",
+        "json",
+    ):
         assert name in item.error.error
     assert "203.0.113" not in item.error.error and "alice" not in item.error.error
     (only,) = read([secret], TextOptions(format="alb"))
