@@ -209,7 +209,7 @@ class LineReader:
             if m is not None:
                 record = combined_record(m, options.trusted)
         if record is None:
-            record = self._parse(line)
+            record = self._parse(line, combined_tried=self._auto and self.state.fields is None)
         if self.defaults:
             if options.service and "service" not in record:
                 record["service"] = options.service
@@ -217,7 +217,7 @@ class LineReader:
                 record["host"] = options.host
         return record
 
-    def _parse(self, line: str) -> dict[str, Any]:
+    def _parse(self, line: str, combined_tried: bool) -> dict[str, Any]:
         options = self.options
         trusted = options.trusted
         if options.declared is not None:
@@ -229,6 +229,8 @@ class LineReader:
             return record
         first = _likely(line, self.state)
         for name in (first, *(n for n in BUILTIN if n != first)):
+            if name == "combined" and combined_tried:
+                continue
             record = PARSERS[name](line, self.state, trusted)
             if record is not None:
                 return record
