@@ -198,7 +198,7 @@ class LineReader:
             if line.startswith("#Fields:"):
                 self.state.fields = W3cFields.from_directive(line)
             return SKIPPED
-        if c in " \t" and not line.strip():  # "" too: `in` of an empty string is True
+        if (not c or c.isspace()) and not line.strip():  # a blank line is no record
             return SKIPPED
         options = self.options
         record: dict[str, Any] | None = None
