@@ -39,6 +39,8 @@ lines = st.one_of(
     ),
     st.text(max_size=120).filter(lambda t: "\n" not in t),
 )
+
+
 def is_record(line: str) -> bool:
     line = line.removesuffix("\r")
     if line.startswith("#Fields:"):
