@@ -143,18 +143,18 @@ def _traefik(doc: dict[str, Any], trusted: TrustedProxies) -> dict[str, Any]:
 def _envoy(doc: dict[str, Any], trusted: TrustedProxies) -> dict[str, Any]:
     record: dict[str, Any] = {}
     peer = _text(doc, "downstream_direct_remote_address") or _text(doc, "downstream_remote_address")
-    chain = x_forwarded_for(_text(doc, "x_forwarded_for"))
+    chain = x_forwarded_for(_text(doc, "x_forwarded_for") or _text(doc, "x-forwarded-for"))
     _put(record, "ip", client_address(peer, chain, trusted) if peer else "")
     _put(record, "time", _text(doc, "start_time") or None)
     _put(record, "method", _text(doc, "method"))
-    _put(record, "host", _text(doc, "authority"))
+    _put(record, "host", _text(doc, "authority") or _text(doc, ":authority"))
     _put(record, "path", _text(doc, "path"))
     _put(record, "status", _whole(doc, "response_code", "status") or None)
     _put(record, "bytes", _whole(doc, "bytes_sent", "bytes"))
     duration = _number(doc, "duration")
     if duration is not None:
         record["duration_ms"] = duration
-    _put(record, "user_agent", _text(doc, "user_agent"))
+    _put(record, "user_agent", _text(doc, "user_agent") or _text(doc, "user-agent"))
     _put(record, "referrer", _text(doc, "referer"))
     return record
 

@@ -33,6 +33,7 @@ EXPECTED = {
     "alb.log": (4, 4),
     "elb.log": (4, 2),  # the TCP and SSL listener entries are not HTTP requests
     "envoy.log": (1, 1),
+    "envoy_json.log": (3, 3),
     "haproxy.log": (3, 2),  # the TCP-mode line is not an HTTP request
     "s3.log": (1, 1),
     "squid.log": (3, 3),
@@ -101,6 +102,9 @@ def test_fields_of_each_format() -> None:
     (envoy,) = accepted(read(sample_lines("envoy.log")))
     assert envoy["ip"] == "10.0.35.28" and envoy["status"] == 204
     assert envoy["duration_ms"] == 226.0 and envoy["host"] == "locations"
+    istio, *_ = accepted(read(sample_lines("envoy_json.log")))
+    assert istio["ip"] == "10.0.1.38:35842" and istio["status"] == 418
+    assert istio["duration_ms"] == 2.0 and istio["host"] == "httpbin:8000"
     haproxy, timeout = accepted(read(sample_lines("haproxy.log")))
     assert haproxy["ip"] == "10.0.1.2" and haproxy["duration_ms"] == 109.0
     assert haproxy["time"] == 1233922454655 and haproxy["path"] == "/index.html"
@@ -290,3 +294,16 @@ def test_any_nginx_format_compiles_or_is_refused(parts: list[str]) -> None:
             assert isinstance(fmt.parse(line, DEFAULT_PROXIES), dict)
         except RecordInvalid as e:
             assert e.field and "1.2.3.4" not in e.error
+
+
+def test_nginx_escape_json_lines_use_the_variable_names() -> None:
+    line = (
+        '{"time_iso8601":"2026-11-25T10:05:03+00:00","remote_addr":"10.0.0.4",'
+        '"http_x_forwarded_for":"198.51.100.23","request":"GET /a?b=1 HTTP/1.1","status":"200",'
+        '"body_bytes_sent":"12","request_time":"0.010","http_user_agent":"curl/8"}'
+    )
+    (rec,) = read([line])
+    assert rec["ip"] == "198.51.100.23" and rec["path"] == "/a?b=1" and rec["status"] == 200
+    assert rec["duration_ms"] == pytest.approx(10.0) and rec["time"] == "2026-11-25T10:05:03+00:00"
+    (bad,) = read(['{"some": "thing"}'])
+    assert isinstance(bad, Failed) and "caddy, traefik, envoy-json, nginx-json" in bad.error.error
