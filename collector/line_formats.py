@@ -136,9 +136,10 @@ def _cloudfront(line: str, state: _State, trusted: TrustedProxies) -> dict[str, 
 
 
 def _w3c(line: str, state: _State, trusted: TrustedProxies) -> dict[str, Any] | None:
-    if state.fields is None:
-        return None
-    return parse_w3c(line, state.fields, trusted)
+    fields = state.fields
+    if fields is None or (line.count("\t") or line.count(" ")) + 1 != fields.count:
+        return None  # not this body's W3C columns: another format may read it
+    return parse_w3c(line, fields, trusted)
 
 
 def _json(line: str, state: _State, trusted: TrustedProxies) -> dict[str, Any] | None:

@@ -246,6 +246,12 @@ def test_service_and_host_from_the_request() -> None:
     assert alb["service"] == "shop" and alb["path"].startswith("http://www.example.com")
 
 
+def test_a_combined_line_after_a_w3c_header_is_still_read() -> None:
+    items = read([*sample_lines("iis_w3c.log"), *sample_lines("common.log"), "2002-05-02 x"])
+    assert items[5]["user_id"] == "frank"
+    assert isinstance(items[6], Failed) and "w3c" in items[6].error.error
+
+
 def test_w3c_directives_keep_line_indexes() -> None:
     items = read([*sample_lines("iis_w3c.log"), "not a line"])
     assert [i is SKIPPED for i in items] == [True, True, True, True, False, False]
