@@ -203,14 +203,13 @@ class LineReader:
             return SKIPPED
         options = self.options
         record: dict[str, Any] | None = None
-        if (
-            self._auto and self.state.fields is None
-        ):  # the common case: a combined-family line, tried first and inline
+        fast = self._auto and self.state.fields is None
+        if fast:  # the common case, a combined-family line: tried first, inline
             m = match_combined(line)
             if m is not None:
                 record = combined_record(m, options.trusted)
         if record is None:
-            record = self._parse(line, combined_tried=self._auto and self.state.fields is None)
+            record = self._parse(line, combined_tried=fast)
         if self.defaults:
             if options.service and "service" not in record:
                 record["service"] = options.service
