@@ -107,10 +107,17 @@ def identifier_field(raw: dict[str, Any], name: str) -> str:
     return string_field(raw, name, 256)
 
 
+# A whole number sent as a string (`"status": "200"`, as many shippers stringify every field):
+# ASCII digits only, as JSON writes them (no sign, no leading zero, no space, no fraction).
+_NUMERIC_STRING = re.compile(r"0|[1-9][0-9]{0,19}")
+
+
 def int_field(raw: dict[str, Any], name: str, lo: int, hi: int) -> int:
     value = raw.get(name)
     if value is None:
         return 0
+    if isinstance(value, str) and _NUMERIC_STRING.fullmatch(value):
+        value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise RecordInvalid(name, "must be a whole number")
     if not lo <= value <= hi:

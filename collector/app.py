@@ -101,6 +101,8 @@ def setup_routes(app: web.Application) -> None:
     for kind in KINDS.values():
         app.router.add_post(kind.route, _scoped(_bounded(handlers.ingest_handler(kind)), ingest))
     app.router.add_post("/otlp/v1/logs", _scoped(_bounded(handlers.ingest_otlp), ingest))
+    app.router.add_post("/otlp/v1/traces", _scoped(_bounded(handlers.ingest_otlp_traces), ingest))
+    app.router.add_post("/otlp/v1/metrics", _scoped(handlers.otlp_metrics, ingest))
     app.router.add_get(
         "/v1/policy", _scoped(policy_api.get_policy, frozenset({"analyst", "privacy"}))
     )

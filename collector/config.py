@@ -13,6 +13,8 @@ from pathlib import Path
 
 from anonymizer.toml_reader import TomlTable
 from collector.errors import ConfigError
+from collector.forwarded import DEFAULT_TRUSTED, TrustedProxies
+from collector.log_format import FormatError, compile_apache, compile_nginx
 from collector.storage import check_engine
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -145,9 +147,21 @@ class TenantConfig:
     api_key_sha256: tuple[str, ...] = ()  # keys with the ingest scope
     keys: tuple[ApiKeyConfig, ...] = ()  # keys with explicit scopes
     max_records_per_second: int = 0  # 0: no limit; else 429 beyond it (bursts of 2 s)
+    # text/plain access logs in this declared format instead of detected (at most one of the two)
+    nginx_log_format: str = ""
+    apache_log_format: str = ""
 
     def all_keys(self) -> tuple[ApiKeyConfig, ...]:
         return tuple(ApiKeyConfig(h) for h in self.api_key_sha256) + self.keys
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """`trusted_proxies`: CIDRs of the proxies whose forwarded chains (X-Forwarded-For,
+    Forwarded) in log lines are believed; the client is the first untrusted address from the
+    right (collector/forwarded.py)."""
+
+    trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +171,7 @@ class Config:
     batch: BatchConfig = field(default_factory=BatchConfig)
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     idempotency: IdempotencyConfig = field(default_factory=IdempotencyConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     policy_file: Path | None = None
     policy_tenant_dir: Path | None = None  # <tenant>.toml overrides; default <data>/policies
     tenants: tuple[TenantConfig, ...] = ()
@@ -188,7 +203,17 @@ def parse_config(text: str, base: Path) -> Config:
         raise ConfigError(f"config is not valid TOML: {e}") from e
     r = TomlTable(doc, "", _config_error)
     r.check_known(
-        {"server", "storage", "batch", "geoip", "user_agent", "policy", "tenants", "idempotency"},
+        {
+            "server",
+            "storage",
+            "batch",
+            "geoip",
+            "user_agent",
+            "policy",
+            "tenants",
+            "idempotency",
+            "ingest",
+        },
         list_known=True,
     )
     server = r.table("server")
@@ -291,6 +316,7 @@ def parse_config(text: str, base: Path) -> Config:
         batch=batch_cfg,
         enrich=enrich_cfg,
         idempotency=idempotency_cfg,
+        ingest=_ingest(r.table("ingest")),
         policy_file=_optional_path(base, policy.string("file", ""), c.policy_file),
         policy_tenant_dir=_optional_path(
             base, policy.string("tenant_dir", ""), c.policy_tenant_dir
@@ -331,6 +357,16 @@ def _server_storage(t: TomlTable, base: Path, cfg: StorageConfig) -> StorageConf
     return out
 
 
+def _ingest(t: TomlTable) -> IngestConfig:
+    t.check_known(IngestConfig.__slots__, list_known=True)
+    proxies = tuple(t.str_list("trusted_proxies", IngestConfig().trusted_proxies))
+    try:
+        TrustedProxies.parse(proxies)
+    except ValueError as e:
+        raise ConfigError(f"ingest.trusted_proxies: {e}") from None
+    return IngestConfig(trusted_proxies=proxies)
+
+
 def _tenants(r: TomlTable) -> tuple[TenantConfig, ...]:
     raw = r.get("tenants", [])
     if not isinstance(raw, list):
@@ -341,7 +377,16 @@ def _tenants(r: TomlTable) -> tuple[TenantConfig, ...]:
     for i, raw_tenant in enumerate(raw):
         t = r.at(f"tenants[{i}]", raw_tenant)
         t.check_known(
-            {"id", "plan", "api_key_sha256", "keys", "max_records_per_second"}, list_known=True
+            {
+                "id",
+                "plan",
+                "api_key_sha256",
+                "keys",
+                "max_records_per_second",
+                "nginx_log_format",
+                "apache_log_format",
+            },
+            list_known=True,
         )
         tid = t.string("id", "")
         if not TENANT_ID.match(tid):
@@ -375,9 +420,26 @@ def _tenants(r: TomlTable) -> tuple[TenantConfig, ...]:
                 max_records_per_second=t.integer(
                     "max_records_per_second", d.max_records_per_second, 0, 10**9
                 ),
+                **_declared_formats(t),
             )
         )
     return tuple(out)
+
+
+def _declared_formats(t: TomlTable) -> dict[str, str]:
+    """A tenant's declared text log format, compiled once here so a bad one fails at start."""
+    nginx = t.string("nginx_log_format", "")
+    apache = t.string("apache_log_format", "")
+    if nginx and apache:
+        raise t.fail("nginx_log_format", "set nginx_log_format or apache_log_format, not both")
+    try:
+        if nginx:
+            compile_nginx(nginx)
+        if apache:
+            compile_apache(apache)
+    except FormatError as e:
+        raise t.fail("nginx_log_format" if nginx else "apache_log_format", str(e)) from None
+    return {"nginx_log_format": nginx, "apache_log_format": apache}
 
 
 def _check_key_hash(digest: str, where: str, seen: set[str]) -> None:

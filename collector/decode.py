@@ -19,19 +19,22 @@ read (collector/body.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from anonymizer.errors import RecordInvalid
-from collector.combined import parse_combined
 from collector.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from collector.line_formats import LineReader, TextOptions
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
+JSONL = "application/jsonl"
+JSON_SEQ = "application/json-seq"  # RFC 7464: each record is RS (0x1E) JSON-text LF
 TEXT = "text/plain"
+RS = b"\x1e"
 ENCODINGS = frozenset({"", "identity", "gzip", "deflate", "zstd", "br"})
 # Structural characters allowed per record: an event with 64 properties needs ~150.
 JSON_VALUES_PER_RECORD = 160
@@ -72,15 +75,28 @@ def check_encoding(content_encoding: str) -> None:
         raise UnsupportedMediaType("Content-Encoding must be gzip, zstd, br, deflate or identity")
 
 
-def format_for(content_type: str, allow_text: bool) -> Format:
+def format_for(content_type: str, allow_text: bool, text: TextOptions | None = None) -> Format:
     if content_type == JSON:
         return Format(decode_json, line_based=False, json=True)
-    if content_type in (NDJSON, "application/jsonl", "application/json-seq"):
+    if content_type in (NDJSON, JSONL):
         return Format(decode_ndjson, line_based=True, json=True)
+    if content_type == JSON_SEQ:
+        # a record may span lines (RS separates them), so lines are not counted as records
+        return Format(decode_json_seq, line_based=False, json=True)
     if content_type == TEXT and allow_text:
-        return Format(decode_combined, line_based=True, json=False)
-    kinds = "application/json, application/x-ndjson" + (", text/plain" if allow_text else "")
-    raise UnsupportedMediaType(f"Content-Type must be one of {kinds}")
+        options = text or TextOptions()
+        return Format(
+            lambda body, max_records: decode_text(body, max_records, options),
+            line_based=True,
+            json=False,
+        )
+    raise UnsupportedMediaType(f"Content-Type must be one of {accepted_types(allow_text)}")
+
+
+def accepted_types(allow_text: bool) -> str:
+    """Every media type an ingest endpoint takes, for its 415 answer."""
+    types = [JSON, NDJSON, JSONL, JSON_SEQ] + ([TEXT] if allow_text else [])
+    return ", ".join(types)
 
 
 def check_count(count: int, limit: int) -> None:
@@ -154,17 +170,49 @@ def decode_ndjson(body: bytes, max_records: int) -> Decoded:
     return Decoded(len(lines), map(_ndjson_item, lines))
 
 
-def _combined_item(line: str) -> Item:
-    if len(line) > MAX_LINE_CHARS:
-        return Failed(RecordInvalid("line", f"longer than {MAX_LINE_CHARS} characters"))
-    if line.endswith("\r"):
-        line = line[:-1]
+def decode_json_seq(body: bytes, max_records: int) -> Decoded:
+    """RFC 7464 JSON text sequences: RS starts each record, which may span lines; a body
+    without any RS is read as NDJSON (a sender that names the type but frames by lines)."""
+    if RS not in body:
+        return decode_ndjson(body, max_records)
+    check_json_values(body, max_records)
+    check_count(body.count(RS), max_records)
+    parts = _text(body).split("\x1e")
+    if parts[0].strip():
+        raise BadRequest("application/json-seq body must start with the record separator (RS)")
+    records = parts[1:]
+    return Decoded(len(records), map(_seq_item, records))
+
+
+def _seq_item(text: str) -> Item:
+    if not text.strip():
+        return Failed(RecordInvalid("", "empty record"))
     try:
-        return parse_combined(line)
-    except RecordInvalid as e:
-        return Failed(e)
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as e:
+        return Failed(RecordInvalid("", f"record is not valid JSON: {e.msg}"))
+
+
+def _text_items(lines: list[str], reader: LineReader) -> Iterator[Item]:
+    record = reader.record
+    for line in lines:
+        if len(line) > MAX_LINE_CHARS:
+            yield Failed(RecordInvalid("line", f"longer than {MAX_LINE_CHARS} characters"))
+            continue
+        if line.endswith("\r"):
+            line = line[:-1]
+        try:
+            yield record(line)
+        except RecordInvalid as e:
+            yield Failed(e)
+
+
+def decode_text(body: bytes, max_records: int, options: TextOptions | None = None) -> Decoded:
+    """Access-log lines, each in its detected (or the declared) format."""
+    lines = _lines(body, max_records)
+    return Decoded(len(lines), _text_items(lines, LineReader(options or TextOptions())))
 
 
 def decode_combined(body: bytes, max_records: int) -> Decoded:
-    lines = _lines(body, max_records)
-    return Decoded(len(lines), map(_combined_item, lines))
+    """`decode_text` with the default options (kept for callers of the old name)."""
+    return decode_text(body, max_records)

@@ -10,7 +10,7 @@ import orjson
 from aiohttp import web
 
 from anonymizer.errors import RecordInvalid
-from collector import otlp
+from collector import otlp, otlp_traces
 from collector.appkeys import (
     BATCHERS,
     CONFIG,
@@ -22,7 +22,8 @@ from collector.appkeys import (
     TENANT,
 )
 from collector.body import BodyLimits, read_body
-from collector.decode import JSON_VALUES_PER_RECORD, Failed, Item, format_for
+from collector.decode import JSON_VALUES_PER_RECORD, TEXT, Failed, Item, format_for
+from collector.errors import NotFound
 from collector.idempotency import Answer
 from collector.kinds import KINDS, OTLP_UNMAPPED, Kind
 from collector.metrics import CONTENT_TYPE
@@ -30,6 +31,7 @@ from collector.metrics_access import visible_tenants
 from collector.middlewares import route_of
 from collector.pipeline import Outcome, Run
 from collector.salts import wall_clock_ms
+from collector.text_params import refuse_for_non_text, text_options
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 SLICE_S = 0.01  # pipeline work between two yields (another request waits ~3 slices)
@@ -85,7 +87,12 @@ async def answer_once(
 def ingest_handler(kind: Kind) -> Handler:
     async def ingest(request: web.Request) -> web.Response:
         app = request.app
-        fmt = format_for(request.content_type, allow_text=kind.allow_text)
+        text = None
+        if kind.allow_text and request.content_type == TEXT:
+            text = text_options(request)
+        elif kind.allow_text:
+            refuse_for_non_text(request)
+        fmt = format_for(request.content_type, allow_text=kind.allow_text, text=text)
         max_records = app[CONFIG].server.max_records
         limits = body_limits(request, lines=fmt.line_based, json=fmt.json)
         body = await read_body(request, limits)
@@ -140,6 +147,63 @@ async def ingest_otlp(request: web.Request) -> web.Response:
         return Answer(200, otlp.PROTOBUF if content_type == otlp.PROTOBUF else otlp.JSON, reply)
 
     return await answer_once(request, body, compute)
+
+
+async def ingest_otlp_traces(request: web.Request) -> web.Response:
+    """OTLP/HTTP traces: HTTP server spans become access records; every other span is counted
+    in partial_success (collector/otlp_traces.py). 200 with an ExportTraceServiceResponse."""
+    app = request.app
+    content_type = request.content_type
+    limits = body_limits(request, lines=False, json=content_type != otlp.PROTOBUF)
+    body = await read_body(request, limits)
+
+    async def compute() -> Answer:
+        count, decoded = await asyncio.to_thread(
+            otlp_traces.decode_traces_lazily,
+            body,
+            content_type,
+            app[CONFIG].server.max_records,
+        )
+        app[RATES].admit(request[TENANT].id, count)
+        skipped = 0
+
+        def pairs() -> Iterator[tuple[Kind, Item]]:
+            nonlocal skipped
+            for d in decoded:
+                if isinstance(d, otlp.OtlpItem):
+                    yield KINDS[d.kind], d.record
+                elif isinstance(d, otlp.OtlpFailure):
+                    yield KINDS["access_log"], Failed(RecordInvalid("", d.error))
+                else:
+                    skipped += 1
+
+        outcome = await run_sliced(app[PIPELINE].start(request[TENANT]), pairs())
+        await store(request, outcome)
+        parts = []
+        if skipped:
+            parts.append(f"{skipped} spans {otlp_traces.NOT_HTTP_SERVER}")
+        if outcome.errors:
+            first = outcome.errors[0]
+            parts.append(
+                f"{outcome.rejected_total} spans rejected; first: index {first['index']}"
+                + (f", field {first['field']}" if first["field"] else "")
+                + f": {first['error']}"
+            )
+        reply = otlp_traces.encode_response(
+            content_type, outcome.rejected_total + skipped, "; ".join(parts)
+        )
+        return Answer(200, otlp.PROTOBUF if content_type == otlp.PROTOBUF else otlp.JSON, reply)
+
+    return await answer_once(request, body, compute)
+
+
+async def otlp_metrics(request: web.Request) -> web.Response:
+    """OTLP metrics carry aggregates, not the per-request records this collector anonymizes and
+    stores: refused without reading the body, so an exporter stops instead of retrying."""
+    raise NotFound(
+        "OTLP metrics are not accepted: this collector stores access logs, devices, events and "
+        "mail scans; send logs to /otlp/v1/logs and HTTP server spans to /otlp/v1/traces"
+    )
 
 
 OPENAPI = Path(__file__).resolve().parent.parent / "openapi.json"

@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 
 from collector.decode import check_count, check_json_values
 from collector.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
@@ -40,7 +40,7 @@ Attributes = dict[str, AnyValue]
 
 UNMAPPED = (
     "log record has none of the attributes that map it to a record kind "
-    "(client.address, http.request.method, device.id, event.name, mail.imb)"
+    "(client.address, http.request.method or http.method, device.id, event.name, mail.imb)"
 )
 _PROPERTY_PREFIX = "app.property."
 # OTLP/JSON sends these as hex, which protobuf's JSON mapping would read as base64; we do not use
@@ -136,30 +136,50 @@ def _message_fields(descriptor: Any, table: dict[str, dict[int, str]]) -> dict[s
     return table
 
 
-_SCHEMA = _message_fields(ExportLogsServiceRequest.DESCRIPTOR, {})
-_ROOT = ExportLogsServiceRequest.DESCRIPTOR.full_name
-_LOG_RECORD = LogRecord.DESCRIPTOR.full_name
-# Only the path down to the log records: enough when the body is too short to hold more messages
-# than the budget (each takes at least 2 bytes), which saves the walk through every attribute.
-_OUTER = {
-    _ROOT: {1: "opentelemetry.proto.logs.v1.ResourceLogs"},
-    "opentelemetry.proto.logs.v1.ResourceLogs": {2: "opentelemetry.proto.logs.v1.ScopeLogs"},
-    "opentelemetry.proto.logs.v1.ScopeLogs": {2: _LOG_RECORD},
-    _LOG_RECORD: {},
-}
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """The wire shape of one OTLP export request: its root message, the path down to its
+    records (resource -> scope -> record, fields 1, 2, 2 for every signal), and the names used
+    in messages."""
+
+    schema: dict[str, dict[int, str]]  # every message type reachable from the root
+    outer: dict[str, dict[int, str]]  # only the path down to the records
+    root: str
+    record: str
+    what: str  # "log records", "spans"
+    request: str  # "ExportLogsServiceRequest"
+
+    @classmethod
+    def of(cls, request: Any, resource: Any, scope: Any, record: Any, what: str) -> Signal:
+        root = request.DESCRIPTOR.full_name
+        leaf = record.DESCRIPTOR.full_name
+        outer = {
+            root: {1: resource.DESCRIPTOR.full_name},
+            resource.DESCRIPTOR.full_name: {2: scope.DESCRIPTOR.full_name},
+            scope.DESCRIPTOR.full_name: {2: leaf},
+            leaf: {},
+        }
+        schema = _message_fields(request.DESCRIPTOR, {})
+        return cls(schema, outer, root, leaf, what, request.DESCRIPTOR.name)
 
 
-def count_protobuf_records(body: bytes, max_records: int) -> int:
-    """The log records of an ExportLogsServiceRequest, counted on the wire format before it is
-    parsed, with every nested message on the way: 413 as soon as the records pass `max_records`
-    or the messages pass `MESSAGES_PER_RECORD * max_records`; the walk stops there, so its cost
-    is bounded too. 400 for a wire format broken where the walk goes."""
+LOGS = Signal.of(ExportLogsServiceRequest, ResourceLogs, ScopeLogs, LogRecord, "log records")
+
+
+def count_protobuf_records(body: bytes, max_records: int, signal: Signal = LOGS) -> int:
+    """The records (log records, spans) of an export request, counted on the wire format before
+    it is parsed, with every nested message on the way: 413 as soon as the records pass
+    `max_records` or the messages pass `MESSAGES_PER_RECORD * max_records`; the walk stops
+    there, so its cost is bounded too. 400 for a wire format broken where the walk goes. Only
+    the path down to the records is walked when the body is too short to hold more messages
+    than the budget (each takes at least 2 bytes), which saves the walk through every
+    attribute."""
     budget = MESSAGES_PER_RECORD * max_records
     field_budget = FIELDS_PER_RECORD * max_records
     records = messages = fields = 0
-    stack = [(0, len(body), _ROOT)]
+    stack = [(0, len(body), signal.root)]
     size = len(body)
-    schema = _SCHEMA if size // 2 > budget else _OUTER  # 10,000 records: over 1.25 MiB
+    schema = signal.schema if size // 2 > budget else signal.outer  # 10,000 records: over 1.25 MiB
     try:
         while stack:
             i, end, kind = stack.pop()
@@ -185,11 +205,11 @@ def count_protobuf_records(body: bytes, max_records: int) -> int:
                                 f"more than {budget} protobuf messages in one request "
                                 f"({MESSAGES_PER_RECORD} per record)"
                             )
-                        if child == _LOG_RECORD:
+                        if child == signal.record:
                             records += 1
                             if records > max_records:
                                 raise PayloadTooLarge(
-                                    f"more than {max_records} log records in one request; "
+                                    f"more than {max_records} {signal.what} in one request; "
                                     f"the limit is {max_records}"
                                 )
                         if schema[child]:  # a message with message fields: walk it
@@ -206,7 +226,7 @@ def count_protobuf_records(body: bytes, max_records: int) -> int:
             if i != end or end > size:
                 raise _Malformed
     except _Malformed:
-        raise BadRequest("body is not a protobuf ExportLogsServiceRequest") from None
+        raise BadRequest(f"body is not a protobuf {signal.request}") from None
     return records
 
 
@@ -357,8 +377,8 @@ def _map(log_record: LogRecord, resource: Attributes) -> OtlpItem:
         kind, record = "event", _event(view, event_name, log_record)
     elif view.has("device.id"):
         kind, record = "device", _device(view)
-    elif view.has("client.address") or view.has("http.request.method"):
-        kind, record = "access_log", _access_log(view)
+    elif any(view.has(name) for name in ACCESS_MARKERS):
+        kind, record = "access_log", access_record(view)
     else:
         raise _Unmappable(UNMAPPED)
     # Record time is when it happened; observed time (when the SDK saw it) is the best stand-in.
@@ -382,7 +402,7 @@ def _event(view: _View, event_name: str, log_record: LogRecord) -> dict[str, Any
     record: dict[str, Any] = {"event": event_name or view.get("event.name")}
     _put(record, "feature", view.get("app.feature"))
     _put(record, "action", view.get("app.action"))
-    _put(record, "user_id", view.get("enduser.id"))
+    _put(record, "user_id", view.get("user.id", "enduser.id"))
     _put(record, "session_id", view.get("session.id"))
     _put(record, "url", view.get("url.full", "url.path"))
     _put(record, "consent", _consent(view))
@@ -416,7 +436,7 @@ def _consent(view: _View) -> Any:
 
 def _device(view: _View) -> dict[str, Any]:
     record: dict[str, Any] = {"device_id": view.get("device.id")}
-    _put(record, "user_id", view.get("enduser.id"))
+    _put(record, "user_id", view.get("user.id", "enduser.id"))
     _put(record, "manufacturer", view.get("device.manufacturer"))
     _put(record, "model", view.get("device.model.name", "device.model.identifier"))
     _put(record, "os", view.get("os.name"))
@@ -424,33 +444,61 @@ def _device(view: _View) -> dict[str, Any]:
     _put(record, "app_version", view.get("service.version"))
     _put(record, "locale", view.get("app.locale"))
     _put(record, "screen", view.get("app.screen"))
-    _put(record, "ip", view.get("client.address"))
-    _put(record, "user_agent", view.get("user_agent.original"))
+    _put(record, "ip", view.get(*CLIENT_ADDRESS))
+    _put(record, "user_agent", view.get("user_agent.original", "http.user_agent"))
     return record
 
 
-def _access_log(view: _View) -> dict[str, Any]:
+# Current semantic-convention names first, then the older ones senders still emit (HTTP semconv
+# before 1.21: http.method, http.target, http.url, http.status_code, http.user_agent, net.*).
+CLIENT_ADDRESS = (
+    "client.address",
+    "http.client_ip",  # old: the original client (from X-Forwarded-For)
+    "network.peer.address",  # the connecting peer: a proxy's address when there is one
+    "net.sock.peer.addr",
+    "net.peer.ip",
+)
+HTTP_METHOD = ("http.request.method", "http.method")
+ACCESS_MARKERS = ("client.address", "http.client_ip", *HTTP_METHOD)
+
+
+def access_record(view: _View) -> dict[str, Any]:
+    """An access record from HTTP semantic-convention attributes (log record or server span)."""
     record: dict[str, Any] = {}
-    _put(record, "ip", view.get("client.address"))
-    _put(record, "method", view.get("http.request.method"))
-    _put(record, "host", view.get("server.address"))
+    _put(record, "ip", view.get(*CLIENT_ADDRESS))
+    _put(record, "method", view.get(*HTTP_METHOD))
+    _put(record, "host", _host(view))
     _put(record, "path", _path(view))
-    _put(record, "status", view.get("http.response.status_code"))
-    _put(record, "bytes", view.get("http.response.body.size"))
+    _put(record, "status", view.get("http.response.status_code", "http.status_code"))
+    _put(record, "bytes", view.get("http.response.body.size", "http.response_content_length"))
     _put(record, "duration_ms", _duration_ms(view))
     _put(record, "referrer", view.first("http.request.header.referer"))
-    _put(record, "user_agent", view.get("user_agent.original"))
-    _put(record, "user_id", view.get("enduser.id"))
+    _put(record, "user_agent", view.get("user_agent.original", "http.user_agent"))
+    _put(record, "user_id", view.get("user.id", "enduser.id"))
     _put(record, "session_id", view.get("session.id"))
     _put(record, "service", view.get("service.name"))
     return record
 
 
+def _host(view: _View) -> Scalar | None:
+    """`server.address` (its port is `server.port`), else the old `http.host` / `net.host.name`
+    (which may carry a port: it is cut off)."""
+    host = view.get("server.address", "http.host", "net.host.name")
+    if isinstance(host, str) and not host.startswith("[") and host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host
+
+
 def _path(view: _View) -> Scalar | None:
-    """Our `path` carries the query (the anonymizer filters its parameters); OTel splits them."""
+    """Our `path` carries the query (the anonymizer filters its parameters); OTel splits them.
+    Fallbacks: the old `http.target`, the full URL (`url.full`, old `http.url`: the validator
+    takes its host), and last the route template (`http.route`, no personal data in it), which
+    is all a server span may say about its path."""
     path = view.get("url.path")
     query = view.get("url.query")
-    if path is None or query is None:
+    if path is None:
+        return view.get("http.target", "url.full", "http.url", "http.route")
+    if query is None:
         return path  # a query without a path has nothing to attach to and is not kept
     if not isinstance(path, str):
         raise _Unmappable("attribute url.path must be a string")

@@ -24,6 +24,7 @@ from collector.decode import Failed, Item
 from collector.enrich import Enricher
 from collector.keys import KeyStore
 from collector.kinds import Kind
+from collector.line_formats import SKIPPED
 from collector.policies import PolicyStore
 from collector.salts import SaltStore
 
@@ -130,6 +131,8 @@ class Run:
         out = self.out
         index = self.index
         self.index = index + 1
+        if item is SKIPPED:  # a W3C directive or blank text line: keeps its index, no record
+            return
         out.received[kind.name] += 1
         if isinstance(item, Failed):
             out.reject(kind.name, index, item.error)

@@ -202,3 +202,23 @@ def test_keys_and_salts_may_live_in_a_shared_folder(tmp_path: Path) -> None:
         '[storage]\npath = "d"\nkeys_dir = "/shared/keys"\nsalts_dir = "s"\n', base=tmp_path
     ).storage
     assert shared.keys_path == Path("/shared/keys") and shared.salts_path == tmp_path / "s"
+
+
+def test_ingest_trusted_proxies_and_declared_formats() -> None:
+    from collector.forwarded import DEFAULT_TRUSTED
+
+    assert parse_config("", Path(".")).ingest.trusted_proxies == DEFAULT_TRUSTED
+    cfg = parse_config('[ingest]\ntrusted_proxies = ["10.1.0.0/16", "2001:db8::/32"]\n', Path("."))
+    assert cfg.ingest.trusted_proxies == ("10.1.0.0/16", "2001:db8::/32")
+    tenant = '[[tenants]]\nid = "acme"\n'
+    fmt = "nginx_log_format = '$remote_addr [$time_local] $status'\n"
+    assert parse_config(tenant + fmt, Path(".")).tenants[0].nginx_log_format.startswith("$remote")
+    for text, message in (
+        ('[ingest]\ntrusted_proxies = ["10.0.0.0/8", "nope"]\n', "ingest.trusted_proxies: entry 1"),
+        ("[ingest]\ntrusted = []\n", "ingest.trusted"),
+        (tenant + "nginx_log_format = '$a$b'\n", "tenants[0].nginx_log_format: "),
+        (tenant + "apache_log_format = 'no fields'\n", "tenants[0].apache_log_format: "),
+        (tenant + fmt + "apache_log_format = '%h'\n", "not both"),
+    ):
+        with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            parse_config(text, Path("."))

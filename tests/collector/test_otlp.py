@@ -379,7 +379,7 @@ def test_unmapped_record_is_a_failure_beside_good_ones() -> None:
     assert [type(i) for i in items] == [OtlpItem, OtlpFailure, OtlpItem]
     assert UNMAPPED == (
         "log record has none of the attributes that map it to a record kind "
-        "(client.address, http.request.method, device.id, event.name, mail.imb)"
+        "(client.address, http.request.method or http.method, device.id, event.name, mail.imb)"
     )
 
 
@@ -882,12 +882,16 @@ def test_every_nested_message_counts_against_the_budget() -> None:
         count_protobuf_records(nested.SerializeToString(), 1)
 
 
-def test_the_short_walk_follows_the_schema_down_to_the_log_records() -> None:
-    from collector.otlp import _LOG_RECORD, _OUTER, _SCHEMA
+@pytest.mark.parametrize("where", ["collector.otlp:LOGS", "collector.otlp_traces:TRACES"])
+def test_the_short_walk_follows_the_schema_down_to_the_records(where: str) -> None:
+    import importlib
 
-    for kind, fields in _OUTER.items():
-        assert all(_SCHEMA[kind][number] == child for number, child in fields.items()), kind
-    assert _LOG_RECORD in _OUTER and "opentelemetry.proto.common.v1.KeyValue" in _SCHEMA
+    module, name = where.split(":")
+    signal = getattr(importlib.import_module(module), name)
+    for kind, fields in signal.outer.items():
+        assert all(signal.schema[kind][number] == child for number, child in fields.items()), kind
+    assert signal.record in signal.outer
+    assert "opentelemetry.proto.common.v1.KeyValue" in signal.schema
 
 
 def test_an_attribute_bomb_is_refused_before_parsing() -> None:

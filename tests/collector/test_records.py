@@ -59,7 +59,7 @@ def test_absolute_form_target_splits_host() -> None:
         ({"ip": 5}, "ip", "must be a string"),
         ({"ip": "1.2.3.999"}, "ip", "not an IP address"),
         ({"ip": "1.1.1.1", "colour": "red"}, "colour", "unknown field"),
-        ({"ip": "1.1.1.1", "status": "200"}, "status", "must be a whole number"),
+        ({"ip": "1.1.1.1", "status": "200.0"}, "status", "must be a whole number"),
         ({"ip": "1.1.1.1", "status": 700}, "status", "must be an HTTP status from 100 to 599"),
         ({"ip": "1.1.1.1", "bytes": -1}, "bytes", "must be from 0 to 18446744073709551615"),
         ({"ip": "1.1.1.1", "bytes": 2**64}, "bytes", "must be from 0 to 18446744073709551615"),

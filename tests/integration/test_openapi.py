@@ -433,9 +433,10 @@ AGREEMENT = [
     ("access_log", {"ip": "192.0.2.1", "method": "post"}, True),
     *(("access_log", {"ip": "192.0.2.1", "status": v}, ok)
       for v, ok in ((0, True), (None, True), (99, False), (100, True), (599, True), (600, False),
-                    ("200", False), (True, False), (200.5, False))),
+                    ("200", True), ("200.0", False), (" 200", False), ("0200", False), ("600", False),
+                    (True, False), (200.5, False))),
     *(("access_log", {"ip": "192.0.2.1", "bytes": v}, ok)
-      for v, ok in ((0, True), (2**64 - 1, True), (-1, False), (2**64, False), (1.5, False), ("1", False))),
+      for v, ok in ((0, True), (2**64 - 1, True), (-1, False), (2**64, False), (1.5, False), ("1", True), ("-1", False), ("1e3", False))),
     *(("access_log", {"ip": "192.0.2.1", "duration_ms": v}, ok)
       for v, ok in ((0, True), (1.5, True), (None, True), (-0.1, False), ("1", False), (True, False),
                     (3.2e10, True), (3.3e10, False), (1e39, False))),

@@ -6,9 +6,9 @@ from typing import Any
 
 from collector.appkeys import PIPELINE
 from collector.auth import Tenant
-from collector.combined import parse_combined
 from collector.decode import Failed, decode_combined
 from collector.kinds import ACCESS_LOG
+from collector.line_formats import LineReader, TextOptions
 from tests.conftest import AppFactory, corpus_lines
 
 
@@ -49,6 +49,6 @@ def parse_or_fail(line: str) -> Any:
     from anonymizer.errors import RecordInvalid
 
     try:
-        return parse_combined(line)
+        return LineReader(TextOptions()).record(line)
     except RecordInvalid as e:
         return Failed(e)
