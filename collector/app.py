@@ -22,7 +22,9 @@ from collector.appkeys import (
     METRICS,
     PIPELINE,
     RATES,
+    SHIPPER,
     SINK,
+    SPOOL,
     TENANT,
 )
 from collector.auth import Authenticator
@@ -39,7 +41,9 @@ from collector.middlewares import PUBLIC_PATHS, Handler, auth_middleware, errors
 from collector.pipeline import Pipeline
 from collector.policies import PolicyChange, PolicyRefused, PolicyStore
 from collector.salts import SWEEP_INTERVAL_S, SaltStore, sweep_forever, wall_clock_ms
+from collector.shipper import Shipper, SpoolCollector
 from collector.sink import AsyncSink
+from collector.spool import Spool
 from collector.storage import open_sink
 
 log = logging.getLogger(__name__)
@@ -164,13 +168,40 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         )
         state = StateCollector(batchers, app[PIPELINE].salts, app[IDEMPOTENCY], wall_clock_ms)
         app[METRICS].registry.register(state)
+        shipper = await _start_spool(app, tables) if config.spool.enabled else None
         yield
         app[METRICS].registry.unregister(state)
+        if shipper is not None:
+            await app[SPOOL].close()
+            await shipper.close(timeout_s=config.spool.drain_timeout_s)
         await batchers.close(timeout_s=config.server.shutdown_timeout_s)
         app[IDEMPOTENCY].close()
     finally:
         await loop.run_in_executor(executor, sink.close)
         executor.shutdown(wait=True)
+
+
+async def _start_spool(app: web.Application, tables: list[str]) -> Shipper:
+    """The spool (what a previous run left is checked, its Idempotency-Keys learnt) and its
+    shipper, which starts with the leftover segments."""
+    config = app[CONFIG]
+    spool = Spool(config.storage.path / "spool", tables, config.spool)
+    notes = await asyncio.to_thread(spool.recover)
+    restored = app[IDEMPOTENCY].restore(notes)
+    left = sum(len(q) for q in spool.sealed.values())
+    if left:
+        log.info(
+            "spool: %d segments (%d bytes) left by the previous run, shipping; %d idempotency "
+            "keys restored",
+            left, spool.total_bytes, restored,
+        )  # fmt: skip
+    spool.start()
+    shipper = Shipper(spool, app[DB].insert, config.spool)
+    shipper.start()
+    app[SPOOL] = spool
+    app[SHIPPER] = shipper
+    app[METRICS].registry.register(SpoolCollector(shipper))
+    return shipper
 
 
 async def _audit_startup(app: web.Application) -> None:

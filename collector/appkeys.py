@@ -11,7 +11,9 @@ from collector.idempotency import IdempotencyStore
 from collector.limits import InFlight, RateLimiter
 from collector.metrics import Metrics
 from collector.pipeline import Pipeline
+from collector.shipper import Shipper
 from collector.sink import AsyncSink, Sink
+from collector.spool import Spool, Ticket
 
 CONFIG = web.AppKey("config", Config)
 AUTH = web.AppKey("auth", Authenticator)
@@ -23,4 +25,7 @@ IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
 BATCHERS = web.AppKey("batchers", Batchers)
 INFLIGHT = web.AppKey("inflight", InFlight)
 RATES = web.AppKey("rates", RateLimiter)
+SPOOL = web.AppKey("spool", Spool)  # absent with [spool] enabled = false
+SHIPPER = web.AppKey("shipper", Shipper)
+SPOOL_TICKET = web.RequestKey("spool_ticket", Ticket)  # released once the request is settled
 TENANT = web.RequestKey("tenant", Tenant)  # set by the auth middleware
