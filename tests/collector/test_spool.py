@@ -1,7 +1,6 @@
 """The spool's segment format, recovery and group commit, on real files."""
 
 import asyncio
-import os
 import zlib
 from pathlib import Path
 
@@ -14,9 +13,9 @@ from collector.config import SpoolConfig
 from collector.errors import ServiceUnavailable
 from collector.spool import FRAME, Record, Spool, encode_record, read_records, read_segment
 
-row = st.dictionaries(st.sampled_from("abcdef"), st.integers(-(2**40), 2**40) | st.text(max_size=20)).map(
-    orjson.dumps
-)
+row = st.dictionaries(
+    st.sampled_from("abcdef"), st.integers(-(2**40), 2**40) | st.text(max_size=20)
+).map(orjson.dumps)
 records_st = st.lists(
     st.tuples(st.lists(row, min_size=1, max_size=5), st.binary(max_size=40)), max_size=8
 )
@@ -64,6 +63,10 @@ def test_a_huge_length_is_damage_not_an_allocation() -> None:
     assert got == [Record(b"", b'{"a":1}')] and good == len(encode_record([b'{"a":1}']))
 
 
+def disk_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.glob("*/*.seg"))
+
+
 def config(**kw: int) -> SpoolConfig:
     return SpoolConfig(**{"segment_age_ms": 60_000, "commit_window_ms": 1, **kw})  # type: ignore[arg-type]
 
@@ -93,7 +96,10 @@ async def test_group_commit_makes_concurrent_requests_durable_together(tmp_path:
     spool.recover()
     spool.start()
     tickets = await asyncio.gather(
-        *(spool.submit({"a": [b'{"i":%d}' % i], "b": [b'{"j":%d}' % i] * (i % 2)}) for i in range(50))
+        *(
+            spool.submit({"a": [b'{"i":%d}' % i], "b": [b'{"j":%d}' % i] * (i % 2)})
+            for i in range(50)
+        )
     )
     assert spool.committed_requests == 50
     assert spool.commits < 50 and spool.largest_group > 1  # fsyncs shared by requests
@@ -104,8 +110,7 @@ async def test_group_commit_makes_concurrent_requests_durable_together(tmp_path:
     b = [r for seg in spool.sealed["b"] for r in read_segment(seg)]
     assert sorted(r.rows for r in a) == sorted(b'{"i":%d}' % i for i in range(50))
     assert len(b) == 25
-    on_disk = sum(p.stat().st_size for p in tmp_path.glob("*/*.seg"))
-    assert on_disk == spool.total_bytes
+    assert disk_bytes(tmp_path) == spool.total_bytes
 
 
 async def test_segments_rotate_by_size_and_age(tmp_path: Path) -> None:

@@ -117,7 +117,9 @@ async def test_leftover_segments_are_shipped_by_the_next_start(
     client, outage = await with_outage(start, drain_timeout_s=0)
     outage.down = True
     for i in range(4):
-        assert (await client.post("/v1/logs", json=batch(f"l{i}", 25), headers=auth())).status == 202
+        assert (
+            await client.post("/v1/logs", json=batch(f"l{i}", 25), headers=auth())
+        ).status == 202
     await client.close()  # stops with the rows still in the spool
     assert list((data_dir / "spool" / "access_log").glob("*.seg"))
     client = await start(spool=spool_config())
