@@ -257,13 +257,13 @@ class Spool:
     async def submit(self, rows: dict[str, list[bytes]], note: bytes = b"") -> Ticket:
         """Returns once the rows are fsync'd in the spool (with a ticket to release when the
         request is settled); raises `ServiceUnavailable` when they are not accepted."""
+        if not any(rows.values()):
+            return Ticket(self)  # every record rejected: nothing to make durable
         if self._closing or self._task is None or self._task.done():
             raise ServiceUnavailable("shutting down", retry_after=RETRY_AFTER_S)
         if self.full:
             raise ServiceUnavailable("spool is full", retry_after=RETRY_AFTER_S)
         records = {t: encode_record(r, note) for t, r in rows.items() if r}
-        if not records:
-            return Ticket(self)
         fut: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(records, fut))
         assert self._wake is not None

@@ -4,10 +4,11 @@ stores one and then fails (an answer lost after the insert landed)."""
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from collector.appkeys import DB, SHIPPER, SINK, SPOOL
+from collector.appkeys import CONFIG, DB, PIPELINE, SHIPPER, SINK, SPOOL
 from collector.config import SpoolConfig
 from collector.errors import SinkUnavailable
 from collector.sink import Sink
@@ -179,3 +180,27 @@ async def test_idempotency_key_answers_come_back_from_the_spool_after_a_crash(
     await drained(client)
     assert count(client) == 7
     assert client.app[SHIPPER].stats["access_log"].shipped_rows == 7
+
+
+async def test_key_shredding_reaches_rows_still_in_the_spool(start: AppFactory) -> None:
+    """Spooled rows hold pseudonyms only, never keys: once their epoch's key is shredded they
+    are as unlinkable as the stored ones, whether shipped before or after the shred."""
+    client, _ = await with_outage(start, segment_age_ms=60_000)
+    await client.post("/v1/logs", json=batch("k", 4, user="subject-77"), headers=auth())
+    assert client.app[SPOOL].total_bytes > 0  # still waiting, anonymized
+    spooled = b"".join(p.read_bytes() for p in spool_files(client))
+    assert spooled and b"subject-77" not in spooled and b"192.0.2.1" not in spooled
+    keys = client.app[PIPELINE].keys
+    old = keys.key_files("acme")[0].epoch
+    keys.rotate("acme")
+    keys.shred("acme", datetime(2999, 1, 1, tzinfo=UTC), current_epoch=old + ".g1")
+    r = await client.post(
+        "/v1/subjects/export", json={"user_id": "subject-77"}, headers=auth(PRIVACY_KEY)
+    )
+    body = await r.json()
+    assert r.status == 200 and body["rows"] == 0 and old not in body["epochs_searched"]
+    assert client.app[SPOOL].total_bytes == 0 and count(client) == 4  # shipped, unlinkable
+
+
+def spool_files(client: Any) -> list[Path]:
+    return list((client.app[CONFIG].storage.path / "spool").glob("*/*.seg"))
