@@ -22,6 +22,9 @@ from collector.combined import parse_combined
 from collector.spool import encode_record
 from tests.conftest import corpus_lines
 from tests.redteam.service import Service, running_service
+from tests.redteam.test_disk_full import fill, small_disk
+
+__all__ = ["small_disk"]  # the tmpfs fixture
 
 pytestmark = pytest.mark.slow
 JSON = "application/json"
@@ -231,3 +234,48 @@ async def test_a_torn_last_spool_record_is_cut_and_the_rest_shipped(tmp_path: Pa
     assert "cut a torn tail" in svc.log()
     stored = await stored_per_request(svc, tmp_path)
     assert stored == Counter({f"req-{i}": n for i, n in acked.items()})
+
+
+async def test_a_full_spool_disk_is_answered_503_and_recovers(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """The spool's own disk full (tmpfs): the commit fails, the group is answered 503 and kept
+    nowhere; /readyz and /metrics say so; space back: writes work again without a restart, and
+    exactly the acknowledged records are stored."""
+    spool = "[spool]\nsegment_age_ms = 100\n"
+    acked = 0
+    async with (
+        running_service(tmp_path, data=small_disk / "data", extra=spool) as svc,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s,
+    ):
+        body = orjson.dumps(corpus_requests(limit=1)[0][:50])
+        headers = svc.headers(**{"Content-Type": JSON})
+        async with s.post(svc.url + "/v1/logs", data=body, headers=headers) as r:
+            assert r.status == 202
+            acked += (await r.json())["accepted"]
+        big = fill(small_disk)
+        async with s.post(svc.url + "/v1/logs", data=body, headers=headers) as r:
+            assert r.status == 503 and r.headers["Retry-After"] == "5"
+            assert await r.json() == {"error": "service unavailable", "detail": "spool is failing"}
+        async with s.get(svc.url + "/readyz") as r:
+            ready = await r.json()
+            assert r.status == 503 and ready["status"] == "failing", ready
+            assert any("spool is failing: OSError ENOSPC" in x for x in ready["reasons"]), ready
+        assert await metric_sum(s, svc, "collector_spool_commit_errors_total") >= 1
+        big.unlink()
+        t0 = time.monotonic()
+        while True:
+            async with s.get(svc.url + "/readyz") as r:
+                if r.status == 200:
+                    break
+            assert time.monotonic() - t0 < 30, "not ready after space came back"
+            await asyncio.sleep(0.2)
+        async with s.post(svc.url + "/v1/logs", data=body, headers=headers) as r:
+            assert r.status == 202
+            acked += (await r.json())["accepted"]
+        while await metric_sum(s, svc, "collector_spool_bytes") > 0:
+            assert time.monotonic() - t0 < 60, "the spool did not drain"
+            await asyncio.sleep(0.2)
+        assert await svc.stop() == 0
+    assert "Traceback" not in svc.log()
+    assert sum((await stored_per_request(svc, tmp_path)).values()) == acked == 100
