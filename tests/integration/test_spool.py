@@ -110,6 +110,8 @@ async def test_a_retry_after_a_lost_answer_is_deduplicated(start: AppFactory) ->
     segments = client.app[SHIPPER].stats["access_log"].shipped_segments
     assert outage.lose_answers == 0 and outage.attempts == segments + 2  # landed twice, retried
     assert count(client) == 60
+    rollup = query(client, "SELECT sum(requests) AS n FROM access_daily")
+    assert rollup == [{"n": 60}]  # the rollup dropped the retries too
 
 
 async def test_leftover_segments_are_shipped_by_the_next_start(
