@@ -181,7 +181,11 @@ async def readyz(request: web.Request) -> web.Response:
     salts = request.app[PIPELINE].salts.health(wall_clock_ms())
     spool = request.app.get(SPOOL)
     if spool is not None:  # ready: the spool takes writes and is below its high-water mark
-        state = {"spool_bytes": spool.total_bytes, "shipping": request.app[SHIPPER].failures()}
+        state = {
+            "queued_rows": spool.queued_rows,
+            "spool_bytes": spool.total_bytes,
+            "shipping": request.app[SHIPPER].failures(),
+        }
         if reasons := spool.health() + salts:
             status = "failing" if spool.failing is not None or salts else "busy"
             return web.json_response({"status": status, **state, "reasons": reasons}, status=503)

@@ -126,7 +126,17 @@ class Shipper:
                 stats.failing = None
 
     async def _ship(self, seg: Segment) -> None:
-        records = await asyncio.to_thread(read_segment, seg)
+        try:
+            records, intact = await asyncio.to_thread(read_segment, seg)
+        except FileNotFoundError:  # removed by hand: nothing left to ship, do not block the table
+            log.error("spool segment %s/%s vanished before it was shipped", seg.table, seg.name)
+            self.spool.shipped(seg)
+            return
+        if not intact:
+            log.error(
+                "spool segment %s/%s is damaged: shipping the %d intact records before the damage",
+                seg.table, seg.name, len(records),
+            )  # fmt: skip
         body = b"\n".join(r.rows for r in records if r.rows)
         t0 = time.monotonic()
         if body:

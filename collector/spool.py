@@ -98,6 +98,7 @@ class Segment:
     created: float  # wall clock of its first record: the ship lag counts from here
     size: int = 0  # bytes durable (fsync'd), or found at start
     records: int = 0
+    rows: int = 0
     fd: int | None = None
     holds: int = 0  # records whose request has not settled its Idempotency-Key yet
     sealed: bool = False
@@ -130,6 +131,7 @@ class Ticket:
 @dataclass(eq=False)
 class _Waiting:
     records: dict[str, bytes]  # table -> framed record
+    rows: dict[str, int]  # table -> rows in it
     future: asyncio.Future[Ticket]
 
 
@@ -165,6 +167,7 @@ class Spool:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.bytes_by_table: dict[str, int] = dict.fromkeys(self.tables, 0)
+        self.rows_by_table: dict[str, int] = dict.fromkeys(self.tables, 0)
         self.failing: str | None = None  # the kind of the last write/fsync failure, until a success
         # group commit figures, for /metrics and the issue notes
         self.commits = 0
@@ -188,6 +191,10 @@ class Spool:
             return self.sealed[table][0].created
         seg = self._open.get(table)
         return seg.created if seg is not None and seg.records else None
+
+    @property
+    def queued_rows(self) -> int:
+        return sum(self.rows_by_table.values())
 
     @property
     def full(self) -> bool:
@@ -233,10 +240,12 @@ class Spool:
                     path.unlink()
                     continue
                 notes.extend(r.note for r in records if r.note)
-                seg = Segment(table, seq, path, path.stat().st_mtime, good, len(records))
+                rows = sum(r.rows.count(b"\n") + 1 for r in records if r.rows)
+                seg = Segment(table, seq, path, path.stat().st_mtime, good, len(records), rows)
                 seg.sealed = True
                 self.sealed[table].append(seg)
                 self.bytes_by_table[table] += good
+                self.rows_by_table[table] += rows
             _fsync_dir(folder)
         return notes
 
@@ -265,7 +274,7 @@ class Spool:
             raise ServiceUnavailable("spool is full", retry_after=RETRY_AFTER_S)
         records = {t: encode_record(r, note) for t, r in rows.items() if r}
         fut: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(records, fut))
+        self._waiting.append(_Waiting(records, {t: len(r) for t, r in rows.items() if r}, fut))
         assert self._wake is not None
         self._wake.set()
         return await fut
@@ -385,6 +394,10 @@ class Spool:
             seg.size += added
             seg.records += len(chunks)
             self.bytes_by_table[table] += added
+        for w in group:
+            for table, n in w.rows.items():
+                segs[table].rows += n
+                self.rows_by_table[table] += n
         self.commits += 1
         self.committed_requests += len(group)
         self.largest_group = max(self.largest_group, len(group))
@@ -414,6 +427,7 @@ class Spool:
         """The engine confirmed `seg`'s insert: delete it."""
         self.sealed[seg.table].remove(seg)
         self.bytes_by_table[seg.table] -= seg.size
+        self.rows_by_table[seg.table] -= seg.rows
         with contextlib.suppress(FileNotFoundError):
             seg.path.unlink()
 
@@ -474,9 +488,10 @@ def _seq_of(path: Path) -> int | None:
     return int(head) if head.isdigit() else None
 
 
-def read_segment(seg: Segment) -> list[Record]:
-    """Blocking: the intact records of a sealed segment (one segment in memory at a time)."""
+def read_segment(seg: Segment) -> tuple[list[Record], bool]:
+    """Blocking: the intact records of a sealed segment (one segment in memory at a time), and
+    whether all of its durable bytes were intact."""
     with open(seg.path, "rb") as f:
         data = f.read(seg.size)
-    records, _ = read_records(data)
-    return records
+    records, good = read_records(data)
+    return records, good == seg.size

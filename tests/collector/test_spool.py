@@ -86,7 +86,7 @@ def test_recover_cuts_a_torn_tail_and_queues_the_rest(tmp_path: Path) -> None:
     assert not (folder / "000000000008-abcd0123.seg").exists()
     assert [s.path for s in spool.sealed["t"]] == [seg]
     assert spool.torn_tails_cut == 2 and spool.total_bytes == seg.stat().st_size
-    assert [r.rows for r in read_segment(spool.sealed["t"][0])] == [
+    assert [r.rows for r in read_segment(spool.sealed["t"][0])[0]] == [
         b'{"n":0}', b'{"n":1}', b'{"n":2}'
     ]  # fmt: skip
 
@@ -106,8 +106,8 @@ async def test_group_commit_makes_concurrent_requests_durable_together(tmp_path:
     await spool.close()  # seals the open segments
     for t in tickets:
         t.release()
-    a = [r for seg in spool.sealed["a"] for r in read_segment(seg)]
-    b = [r for seg in spool.sealed["b"] for r in read_segment(seg)]
+    a = [r for seg in spool.sealed["a"] for r in read_segment(seg)[0]]
+    b = [r for seg in spool.sealed["b"] for r in read_segment(seg)[0]]
     assert sorted(r.rows for r in a) == sorted(b'{"i":%d}' % i for i in range(50))
     assert len(b) == 25
     assert disk_bytes(tmp_path) == spool.total_bytes
@@ -162,5 +162,5 @@ async def test_a_failed_write_answers_503_and_keeps_nothing_of_the_group(tmp_pat
     (await spool.submit({"a": [b'{"ok":2}']})).release()
     assert spool.failing is None
     await spool.close()
-    rows = [r.rows for seg in spool.sealed["a"] for r in read_segment(seg)]
+    rows = [r.rows for seg in spool.sealed["a"] for r in read_segment(seg)[0]]
     assert rows == [b'{"ok":1}', b'{"ok":2}']
