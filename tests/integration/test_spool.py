@@ -216,3 +216,31 @@ async def test_key_shredding_reaches_rows_still_in_the_spool(start: AppFactory) 
 
 def spool_files(client: Any) -> list[Path]:
     return list((client.app[CONFIG].storage.path / "spool").glob("*/*.seg"))
+
+
+async def test_a_damaged_or_vanished_segment_does_not_block_its_table(start: AppFactory) -> None:
+    """Bit rot inside a sealed segment: its intact records before the damage are shipped and
+    the damage is logged; a segment removed by hand is skipped. Later segments still ship."""
+    client, outage = await with_outage(start, segment_age_ms=60_000)  # sealed here, by hand
+    outage.down = True
+    for tag in ("one", "two", "three", "four"):
+        for _ in range(2):  # two records in each segment
+            await client.post("/v1/logs", json=batch(tag, 3), headers=auth())
+        await client.app[SPOOL].seal_open()
+    segments = list(client.app[SPOOL].sealed["access_log"])
+    assert len(segments) == 4
+    damage(segments[0].path, at=segments[0].size - 10)  # in its second record
+    segments[1].path.unlink()
+    outage.down = False
+    await drained(client)
+    assert count(client, "path LIKE '/one/%'") == 3  # the record before the damage
+    assert count(client, "path LIKE '/two/%'") == 0
+    assert count(client, "path LIKE '/three/%' OR path LIKE '/four/%'") == 12
+
+
+def damage(path: Path, at: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(at)
+        byte = f.read(1)
+        f.seek(at)
+        f.write(bytes([byte[0] ^ 0xFF]))
