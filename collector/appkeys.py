@@ -11,6 +11,7 @@ from collector.idempotency import IdempotencyStore
 from collector.limits import InFlight, RateLimiter
 from collector.metrics import Metrics
 from collector.pipeline import Pipeline
+from collector.roles import Role
 from collector.shipper import Shipper
 from collector.sink import AsyncSink, Sink
 from collector.spool import Spool, Ticket
@@ -25,6 +26,7 @@ IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
 BATCHERS = web.AppKey("batchers", Batchers)
 INFLIGHT = web.AppKey("inflight", InFlight)
 RATES = web.AppKey("rates", RateLimiter)
+ROLE = web.AppKey("role", Role)  # set under `serve --workers N` only
 SPOOL = web.AppKey("spool", Spool)  # absent with [spool] enabled = false
 SHIPPER = web.AppKey("shipper", Shipper)
 SPOOL_TICKET = web.RequestKey("spool_ticket", Ticket)  # released once the request is settled

@@ -19,8 +19,10 @@ import hashlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -28,12 +30,13 @@ from prometheus_client.registry import Collector
 from collector.config import SpoolConfig
 from collector.failures import describe
 from collector.metrics import Samples, counter, gauge
-from collector.spool import Segment, Spool, read_segment
+from collector.spool import Segment, Spool, read_segment, scan_workers
 
 log = logging.getLogger(__name__)
 
 InsertFn = Callable[[str, bytes, str], Awaitable[None]]
 RETRY_FIRST_S = 0.1
+SCAN_S = 0.25  # how often the primary looks for segments sealed by the ingest workers
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -66,22 +69,62 @@ class TableStats:
 
 
 class Shipper:
-    def __init__(self, spool: Spool, insert: InsertFn, config: SpoolConfig) -> None:
+    """Ships this process's spool; with `workers_root` (the primary of `serve --workers N`) also
+    the sealed segments the ingest workers leave in `<workers_root>/w<k>/<table>/`."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        insert: InsertFn,
+        config: SpoolConfig,
+        workers_root: Path | None = None,
+    ) -> None:
         self.spool = spool
         self._insert = insert
         self.config = config
+        self.workers_root = workers_root
         self.stats = {t: TableStats() for t in spool.tables}
+        self.foreign: dict[str, deque[Segment]] = {t: deque() for t in spool.tables}
+        self._known: set[Path] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._progress = asyncio.Event()  # set after every shipped segment
 
     def start(self) -> None:
         for t in self.spool.tables:
             self._tasks[t] = asyncio.create_task(self._run(t), name=f"shipper-{t}")
+        if self.workers_root is not None:
+            self._tasks[""] = asyncio.create_task(self._scan_forever(), name="shipper-scan")
+
+    def foreign_bytes(self, table: str) -> int:
+        return sum(s.size for s in self.foreign[table])
 
     def lag_s(self, table: str, now: float | None = None) -> float:
         """Age of the oldest row of `table` not yet inserted (0 when none waits)."""
-        oldest = self.spool.oldest(table)
+        ages = [self.spool.oldest(table)] + [s.created for s in self.foreign[table]]
+        oldest = min((a for a in ages if a is not None), default=None)
         return 0.0 if oldest is None else max(0.0, (now or time.time()) - oldest)
+
+    async def _scan_forever(self) -> None:
+        """The workers' sealed segments, found by name (`.seg`: complete), oldest first per
+        worker; a failed listing is retried at the next scan."""
+        assert self.workers_root is not None
+        while True:
+            try:
+                found = await asyncio.to_thread(scan_workers, self.workers_root, self.spool.tables)
+            except OSError as e:
+                log.error("listing the workers' spool segments failed: %s", describe(e))
+                found = []
+            for seg in found:
+                if seg.path in self._known:
+                    continue
+                self._known.add(seg.path)
+                queue = self.foreign[seg.table]
+                queue.append(seg)
+                ordered = sorted(queue, key=lambda s: (s.path.parent.parent.name, s.seq))
+                queue.clear()
+                queue.extend(ordered)
+                self.spool.shippable(seg.table)
+            await asyncio.sleep(SCAN_S)
 
     def failures(self) -> list[str]:
         return [
@@ -94,13 +137,17 @@ class Shipper:
     async def _run(self, table: str) -> None:
         ready = self.spool.ready_events[table]
         queue = self.spool.sealed[table]
+        foreign = self.foreign[table]
         delay = RETRY_FIRST_S
         while True:
-            if not queue or queue[0].holds > 0:
+            if queue and queue[0].holds == 0:
+                seg = queue[0]
+            elif foreign:
+                seg = foreign[0]
+            else:
                 ready.clear()
                 await ready.wait()
                 continue
-            seg = queue[0]
             try:
                 await self._ship(seg)
             except asyncio.CancelledError:
@@ -130,7 +177,7 @@ class Shipper:
             records, intact = await asyncio.to_thread(read_segment, seg)
         except FileNotFoundError:  # removed by hand: nothing left to ship, do not block the table
             log.error("spool segment %s/%s vanished before it was shipped", seg.table, seg.name)
-            self.spool.shipped(seg)
+            self._done(seg)
             return
         if not intact:
             log.error(
@@ -146,16 +193,30 @@ class Shipper:
         stats.shipped_segments += 1
         stats.shipped_rows += body.count(b"\n") + 1 if body else 0
         stats.shipped_bytes += seg.size
-        self.spool.shipped(seg)
+        self._done(seg)
         self._progress.set()
 
+    def _done(self, seg: Segment) -> None:
+        foreign = self.foreign[seg.table]
+        if foreign and foreign[0] is seg:
+            foreign.popleft()
+            self._known.discard(seg.path)
+            with contextlib.suppress(FileNotFoundError):
+                seg.path.unlink()  # the worker notices, and counts it out of its spool
+        else:
+            self.spool.shipped(seg)
+
     def pending(self) -> list[Segment]:
-        return [s for q in self.spool.sealed.values() for s in q]
+        own = [s for q in self.spool.sealed.values() for s in q]
+        return own + [s for q in self.foreign.values() for s in q]
 
     async def flush(self, timeout_s: float) -> bool:
         """Seal what is open and wait until every segment sealed so far is inserted; False when
-        that did not happen within `timeout_s` (the engine is failing)."""
+        that did not happen within `timeout_s` (the engine is failing). With workers, their
+        segments are sealed by age: what they committed before this call is waited for too."""
         await self.spool.seal_open()
+        if self.workers_root is not None:
+            await asyncio.sleep(self.config.segment_age_ms / 1000 + 2 * SCAN_S)
         waiting = set(self.pending())
         deadline = time.monotonic() + timeout_s
         while waiting:
@@ -204,11 +265,11 @@ class SpoolCollector(Collector):
 
         yield gauge(
             "collector_spool_bytes", "Bytes waiting in the spool.", ["table"],
-            per_table(lambda t: spool.bytes_by_table[t]),
+            per_table(lambda t: spool.bytes_by_table[t] + sh.foreign_bytes(t)),
         )  # fmt: skip
         yield gauge(
             "collector_spool_segments", "Spool segments not yet inserted (open one included).",
-            ["table"], per_table(spool.segments),
+            ["table"], per_table(lambda t: spool.segments(t) + len(sh.foreign[t])),
         )  # fmt: skip
         yield gauge(
             "collector_spool_high_water_bytes", "Spool size above which ingest answers 503.",

@@ -45,7 +45,9 @@ log = logging.getLogger(__name__)
 FRAME = struct.Struct("<II")  # payload length, CRC-32 of the payload
 NOTE = struct.Struct("<I")
 MAX_RECORD_BYTES = 1 << 30  # a length above this is damage, not a record
-SUFFIX = ".seg"
+SUFFIX = ".seg"  # sealed: complete, may be shipped
+OPEN_SUFFIX = ".open"  # being written; renamed to .seg when sealed (or at the next start)
+PRUNE_S = 0.5  # shipped by another process: how often its deletions are noticed
 RETRY_AFTER_S = 5
 PROBE_S = 1.0  # while writes fail, a probe write this often
 PROBE_BYTES = 64 * 1024
@@ -153,8 +155,18 @@ def _write_all(fd: int, data: bytes) -> None:
 class Spool:
     """The writer side: group commit into per-table segments, sealing, the high-water mark."""
 
-    def __init__(self, root: Path, tables: Iterable[str], config: SpoolConfig) -> None:
+    def __init__(
+        self,
+        root: Path,
+        tables: Iterable[str],
+        config: SpoolConfig,
+        *,
+        shipped_elsewhere: bool = False,
+    ) -> None:
         self.root = root
+        # an ingest worker of `serve --workers N`: the primary ships (and deletes) its sealed
+        # segments; it notices the deletions to keep its size (the high-water mark) right
+        self.shipped_elsewhere = shipped_elsewhere
         self.config = config
         self.tables = list(tables)
         self._open: dict[str, Segment] = {}
@@ -219,7 +231,8 @@ class Spool:
         for table in self.tables:
             folder = self.root / table
             folder.mkdir(parents=True, exist_ok=True)
-            for path in sorted(folder.glob("*" + SUFFIX)):
+            found = [*folder.glob("*" + SUFFIX), *folder.glob("*" + OPEN_SUFFIX)]
+            for path in sorted(found, key=lambda p: (_seq_of(p) or 0, p.name)):
                 seq = _seq_of(path)
                 if seq is None:
                     continue
@@ -239,6 +252,8 @@ class Spool:
                 if not records:
                     path.unlink()
                     continue
+                if path.suffix == OPEN_SUFFIX:
+                    path = path.rename(path.with_suffix(SUFFIX))
                 notes.extend(r.note for r in records if r.note)
                 rows = sum(r.rows.count(b"\n") + 1 for r in records if r.rows)
                 seg = Segment(table, seq, path, path.stat().st_mtime, good, len(records), rows)
@@ -286,6 +301,9 @@ class Spool:
             timeout = self._next_seal_in()
             if self.failing is not None:  # with no traffic, find out when writes work again
                 timeout = PROBE_S if timeout is None else min(timeout, PROBE_S)
+            if self.shipped_elsewhere:
+                self._prune()
+                timeout = PRUNE_S if timeout is None else min(timeout, PRUNE_S)
             if not self._waiting and not self._closing:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout)
@@ -342,6 +360,11 @@ class Spool:
             with contextlib.suppress(OSError):
                 os.close(seg.fd)
             seg.fd = None
+        try:  # the name says it is complete: another process (the primary) may ship it now
+            seg.path = seg.path.rename(seg.path.with_suffix(SUFFIX))
+            _fsync_dir(seg.path.parent)
+        except OSError as e:  # shipped from here all the same; renamed at the next start
+            log.error("spool segment %s/%s not renamed: %s", seg.table, seg.name, describe(e))
         seg.sealed = True
         self.sealed[seg.table].append(seg)
         if seg.holds == 0:
@@ -352,7 +375,7 @@ class Spool:
         if seg is None:
             seq = self._next_seq[table]
             self._next_seq[table] = seq + 1
-            path = self.root / table / f"{seq:012d}-{secrets.token_hex(4)}{SUFFIX}"
+            path = self.root / table / f"{seq:012d}-{secrets.token_hex(4)}{OPEN_SUFFIX}"
             seg = Segment(table, seq, path, time.time())
             self._open[table] = seg
         return seg
@@ -423,6 +446,12 @@ class Spool:
         else:
             self._open.pop(seg.table, None)
 
+    def _prune(self) -> None:
+        """Forget the sealed segments another process shipped (their files are gone)."""
+        for queue in self.sealed.values():
+            for seg in [s for s in queue if not s.path.exists()]:
+                self.shipped(seg)
+
     def shipped(self, seg: Segment) -> None:
         """The engine confirmed `seg`'s insert: delete it."""
         self.sealed[seg.table].remove(seg)
@@ -481,6 +510,21 @@ def _probe_write(root: Path) -> None:
     finally:
         with contextlib.suppress(OSError):
             path.unlink()
+
+
+def scan_workers(root: Path, tables: list[str]) -> list[Segment]:
+    """Blocking: the sealed segments under `<root>/w<k>/<table>/`, as the primary ships them."""
+    out = []
+    for worker in sorted(root.glob("w*")):
+        for table in tables:
+            for path in sorted((worker / table).glob("*" + SUFFIX)):
+                seq = _seq_of(path)
+                if seq is None:
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    st = path.stat()
+                    out.append(Segment(table, seq, path, st.st_mtime, st.st_size, sealed=True))
+    return out
 
 
 def _seq_of(path: Path) -> int | None:

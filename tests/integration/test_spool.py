@@ -215,7 +215,7 @@ async def test_key_shredding_reaches_rows_still_in_the_spool(start: AppFactory) 
 
 
 def spool_files(client: Any) -> list[Path]:
-    return list((client.app[CONFIG].storage.path / "spool").glob("*/*.seg"))
+    return list((client.app[CONFIG].storage.path / "spool").glob("*/*.*"))  # .open and .seg
 
 
 async def test_a_damaged_or_vanished_segment_does_not_block_its_table(start: AppFactory) -> None:

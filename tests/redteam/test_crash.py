@@ -221,7 +221,7 @@ async def test_a_torn_last_spool_record_is_cut_and_the_rest_shipped(tmp_path: Pa
                 acked[i] = (await r.json())["accepted"]
         svc.proc.kill()
         await svc.proc.wait()
-    segments = sorted((data / "spool" / "access_log").glob("*.seg"))
+    segments = sorted((data / "spool" / "access_log").glob("*.open"))  # killed: still open
     assert segments, "the rows should be waiting in the spool"
     torn = encode_record([orjson.dumps({"service": "torn", "tenant_id": "acme"})])
     tear(segments[-1], torn[: len(torn) // 2])  # a crash while writing the next record
