@@ -51,6 +51,7 @@ from collector.workers import (
     forward,
     local_or_forward,
     notify_policy_change,
+    read_worker_metrics,
     worker_readyz,
     worker_storage,
 )
@@ -68,13 +69,14 @@ def create_app(config: Config, role: Role | None = None) -> web.Application:
         middlewares=[errors_middleware, auth_middleware],
     )
     app[CONFIG] = config
-    if role is not None:  # the primary
-        app[ROLE] = role
-        app.on_response_prepare.append(notify_policy_change)
     app[AUTH] = Authenticator(config.tenants)
     app[METRICS] = Metrics()
     app[INFLIGHT] = InFlight(config.server.max_inflight_requests, config.server.inflight_per_tenant)
     app[RATES] = RateLimiter(config.tenants)
+    if role is not None:  # the primary: the workers' counters and policy changes
+        app[ROLE] = role
+        app.on_response_prepare.append(notify_policy_change)
+        app[METRICS].others = lambda: read_worker_metrics(config)
     app.cleanup_ctx.append(_pipeline)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_policy_reload_and_salts)

@@ -34,14 +34,18 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from collector.appkeys import CONFIG, PIPELINE, SPOOL, TENANT
+from collector.appkeys import CONFIG, METRICS, PIPELINE, SPOOL, TENANT
 from collector.config import Config
 from collector.errors import ServiceUnavailable
+from collector.failures import describe
 from collector.roles import Role, primary_socket, workers_spool_root
 from collector.salts import wall_clock_ms
 from collector.spool import Spool
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 START_WITHIN_S = 120.0  # the primary must listen on its socket this soon (migrations included)
 RESTART_DELAY_S = 1.0
+METRICS_EVERY_S = 1.0
 # headers of one hop, not passed on (the body is passed decompressed, so no Content-Encoding)
 HOP_HEADERS = frozenset(
     {
@@ -131,9 +136,46 @@ async def worker_storage(app: web.Application, role: Role) -> AsyncIterator[None
 
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    metrics_file = metrics_path(config, role.index)
+    publisher = asyncio.create_task(publish_metrics(app, metrics_file))
     yield
+    publisher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await publisher
     await spool.close()
     await app[PROXY].close()
+    with contextlib.suppress(OSError):
+        await asyncio.to_thread(write_metrics, metrics_file, app[METRICS].snapshot())
+
+
+def metrics_path(config: Config, index: int) -> Path:
+    return config.storage.path / "run" / f"w{index}.metrics.json"
+
+
+def write_metrics(path: Path, snapshot: dict[str, list[list[Any]]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps(snapshot))
+    os.replace(tmp, path)
+
+
+async def publish_metrics(app: web.Application, path: Path) -> None:
+    """An ingest worker's counters, for the primary's `/metrics` (at most 1 s old)."""
+    while True:
+        try:
+            await asyncio.to_thread(write_metrics, path, app[METRICS].snapshot())
+        except OSError as e:
+            log.warning("worker counters not written for /metrics: %s", describe(e))
+        await asyncio.sleep(METRICS_EVERY_S)
+
+
+def read_worker_metrics(config: Config) -> list[dict[str, list[list[Any]]]]:
+    """On the primary, at scrape time: every ingest worker's last counters (a worker restarted
+    starts again from zero, which Prometheus reads as a counter reset)."""
+    out = []
+    for path in sorted((config.storage.path / "run").glob("w*.metrics.json")):
+        with contextlib.suppress(OSError, orjson.JSONDecodeError):
+            out.append(orjson.loads(path.read_bytes()))
+    return out
 
 
 async def reload_without_audit(app: web.Application) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,18 @@ async def started(svc: Service, worker_spool: Path, within_s: float = 120, gone:
     await asyncio.sleep(1.5)  # from its spool to its listening socket
 
 
-def records(tag: str, n: int = 10) -> bytes:
-    return orjson.dumps([{"ip": "192.0.2.1", "path": f"/{tag}", "service": tag}] * n)
+def records(tag: str, n: int = 10, ip: str = "192.0.2.1") -> bytes:
+    return orjson.dumps([{"ip": ip, "path": f"/{tag}", "service": tag}] * n)
+
+
+async def sql(svc: Service, tmp_path: Path, query: str) -> list[Any]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "collector", "sql", "--config", str(svc.config), query,
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 180)
+    assert proc.returncode == 0, err.decode()
+    return [orjson.loads(line) for line in out.splitlines()]
 
 
 async def post(
@@ -103,6 +114,26 @@ async def test_two_workers_share_one_port_one_key_store_one_limit(tmp_path: Path
                 status, body = await post(s, svc, records(f"p{i}"), **{"Idempotency-Key": f"p{i}"})
                 assert status == 202 and body["accepted"] == 10  # the first answer, again
             assert seen_in_worker, "no request reached the ingest worker"
+            await asyncio.sleep(1.5)  # the worker's counters reach the primary's /metrics
+            async with s.get(svc.url + "/metrics") as r:
+                text = await r.text()
+            accepted = sum(
+                float(line.split()[-1])
+                for line in text.splitlines()
+                if line.startswith("collector_records_accepted_total{")
+            )
+            assert accepted == 600, accepted  # both processes' counts, keyed replays not again
+
+            # 1b. a policy changed through the API is in force in every process
+            async with s.put(
+                svc.url + "/v1/policy", data=b"version = 2\n[ip]\nipv4_prefix = 16\n",
+                headers=svc.headers(PRIVACY_KEY, **{"Content-Type": "application/toml"}),
+            ) as r:  # fmt: skip
+                assert r.status == 200, await r.text()
+            await asyncio.sleep(1.0)
+            for i in range(20):
+                status, _ = await post(s, svc, records(f"q{i}", 1, ip="198.51.100.9"))
+                assert status == 202
 
             # 2. one tenant's rate limit is one limit (100 records/s, 2 s burst) over both
             t0 = time.monotonic()
@@ -144,6 +175,11 @@ async def test_two_workers_share_one_port_one_key_store_one_limit(tmp_path: Path
         else:  # re-sent after the crash without a key: stored, maybe twice
             assert n <= stored[tag] <= 2 * n, (tag, stored[tag], n)
     assert sum(stored[f"g{i}"] for i in range(30)) == admitted
+    prefixes = await sql(
+        svc, tmp_path,
+        "SELECT DISTINCT ip_prefix, policy_version FROM access_log WHERE service LIKE 'q%'",
+    )  # fmt: skip
+    assert prefixes == [{"ip_prefix": "198.51.0.0/16", "policy_version": 2}]
     assert "Traceback" not in svc.log()
     print(
         f"\n--workers 2: {len(acked)} requests acknowledged and stored, {admitted} of 1500 "
