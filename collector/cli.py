@@ -40,6 +40,8 @@ def _serve(args: argparse.Namespace) -> int:
     ssl_context = tls_context(config.server)
     if args.workers < 1:
         raise CollectorError("serve --workers: at least 1")
+    if args.workers > 1 and not config.spool.enabled:  # the primary ships the workers' spools
+        raise CollectorError("serve --workers N (N > 1) needs [spool] enabled = true")
     if args.workers > 1 and args.role is None:  # the supervisor (collector/workers.py)
         from collector.workers import Supervisor
 
