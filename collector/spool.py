@@ -49,6 +49,7 @@ SUFFIX = ".seg"  # sealed: complete, may be shipped
 OPEN_SUFFIX = ".open"  # being written; renamed to .seg when sealed (or at the next start)
 PRUNE_S = 0.5  # shipped by another process: how often its deletions are noticed
 RETRY_AFTER_S = 5
+RESTART_S = 0.5  # the commit loop restarts this soon after an unexpected error
 PROBE_S = 1.0  # while writes fail, a probe write this often
 PROBE_BYTES = 64 * 1024
 
@@ -174,6 +175,7 @@ class Spool:
         self.ready_events: dict[str, asyncio.Event] = {}
         self._next_seq: dict[str, int] = dict.fromkeys(self.tables, 0)
         self._waiting: list[_Waiting] = []
+        self._in_hand: list[_Waiting] = []  # the group being committed
         self._wake: asyncio.Event | None = None
         self._commit_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -272,7 +274,7 @@ class Spool:
         for t in self.tables:
             if self.sealed[t]:
                 self.ready_events[t].set()
-        self._task = asyncio.create_task(self._run(), name="spool-commit")
+        self._task = asyncio.create_task(self._supervised(), name="spool-commit")
 
     def shippable(self, table: str) -> None:
         if table in self.ready_events:
@@ -293,6 +295,26 @@ class Spool:
         assert self._wake is not None
         self._wake.set()
         return await fut
+
+    async def _supervised(self) -> None:
+        """`_run` should never raise; if it does, the requests waiting get 503 (nothing of
+        theirs was written: that happens only in `_commit`, which answers its own group) and
+        the loop starts again, so no request waits on a dead task."""
+        while True:
+            try:
+                await self._run()
+                return
+            except Exception as e:
+                self.commit_errors += 1
+                log.error("spool commit loop failed (%s); restarting", describe(e))
+                waiting, self._waiting = self._in_hand + self._waiting, []
+                self._in_hand = []
+                for w in waiting:
+                    if not w.future.done():
+                        w.future.set_exception(
+                            ServiceUnavailable("spool is failing", retry_after=RETRY_AFTER_S)
+                        )
+                await asyncio.sleep(RESTART_S)
 
     async def _run(self) -> None:
         assert self._wake is not None
@@ -316,8 +338,10 @@ class Spool:
             self._seal_due()
             if self._waiting:
                 group, self._waiting = self._waiting, []
+                self._in_hand = group
                 async with self._commit_lock:
                     await self._commit(group)
+                self._in_hand = []
             if self._closing and not self._waiting:
                 return
 

@@ -164,3 +164,29 @@ async def test_a_failed_write_answers_503_and_keeps_nothing_of_the_group(tmp_pat
     await spool.close()
     rows = [r.rows for seg in spool.sealed["a"] for r in read_segment(seg)[0]]
     assert rows == [b'{"ok":1}', b'{"ok":2}']
+
+
+class Flaky(Spool):
+    """A spool whose commit loop hits an unexpected error once (a bug, not a disk error)."""
+
+    fail = 1
+
+    def _seal_due(self, everything: bool = False) -> None:
+        if self.fail and self._waiting:
+            self.fail -= 1
+            raise RuntimeError("unexpected")
+        super()._seal_due(everything)
+
+
+async def test_an_unexpected_error_in_the_commit_loop_answers_503_and_restarts_it(
+    tmp_path: Path,
+) -> None:
+    spool = Flaky(tmp_path, ["a"], config())
+    spool.recover()
+    spool.start()
+    with pytest.raises(ServiceUnavailable, match="spool is failing"):
+        await asyncio.wait_for(spool.submit({"a": [b'{"n":1}']}), 10)  # answered, never hangs
+    (await asyncio.wait_for(spool.submit({"a": [b'{"n":2}']}), 10)).release()
+    assert spool.commit_errors == 1 and spool.committed_requests == 1
+    await spool.close()
+    assert [r.rows for seg in spool.sealed["a"] for r in read_segment(seg)[0]] == [b'{"n":2}']
