@@ -30,6 +30,7 @@ pytestmark = pytest.mark.slow
 JSON = "application/json"
 PER_REQUEST = 200
 KILLS = 3
+PASSES = 3  # the corpus sent this many times (as distinct requests)
 SENDERS = 4
 SHUTDOWN_TIMEOUT_S = 10
 DRAIN_TIMEOUT_S = 10
@@ -104,9 +105,13 @@ class Sender:
 async def test_kill_9_at_random_moments_stores_every_acknowledged_record_once(
     tmp_path: Path,
 ) -> None:
-    requests = corpus_requests()
+    requests = corpus_requests() * PASSES  # request i of pass p: the same records, tag req-i
+    requests = [[{**r, "service": f"req-{i}"} for r in req] for i, req in enumerate(requests)]
     data = tmp_path / "data"
     rng = random.Random()
+    # kill points: after a random number of acknowledgements, then a random few ms more, so
+    # every kill lands while requests are in flight (in the pipeline, the spool, the fsync...)
+    thresholds = sorted(rng.sample(range(5, len(requests) - 5), KILLS))
     sender: Sender | None = None
     tasks: list[asyncio.Task[None]] = []
     kills = []
@@ -119,7 +124,9 @@ async def test_kill_9_at_random_moments_stores_every_acknowledged_record_once(
                 if not tasks:
                     tasks = [asyncio.create_task(sender.run(s)) for _ in range(SENDERS)]
                 if round_ < KILLS:
-                    await asyncio.sleep(rng.uniform(0.5, 3.0))
+                    while len(sender.acked) < thresholds[round_]:  # noqa: ASYNC110
+                        await asyncio.sleep(0.005)
+                    await asyncio.sleep(rng.uniform(0, 0.05))
                     kills.append(len(sender.acked))
                     svc.proc.kill()  # kill -9, whatever it is doing
                     await svc.proc.wait()
