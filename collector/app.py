@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
@@ -22,8 +22,11 @@ from collector.appkeys import (
     METRICS,
     PIPELINE,
     RATES,
+    ROLE,
     SCHEMA,
+    SHIPPER,
     SINK,
+    SPOOL,
     TENANT,
 )
 from collector.auth import Authenticator
@@ -39,17 +42,31 @@ from collector.metrics import Metrics, StateCollector
 from collector.middlewares import PUBLIC_PATHS, Handler, auth_middleware, errors_middleware
 from collector.pipeline import Pipeline
 from collector.policies import PolicyChange, PolicyRefused, PolicyStore
+from collector.roles import Role, workers_spool_root
 from collector.salts import SWEEP_INTERVAL_S, SaltStore, sweep_forever, wall_clock_ms
 from collector.schema import Schema
 from collector.sealing import load_sealer
+from collector.shipper import Shipper, SpoolCollector
 from collector.sink import AsyncSink
+from collector.spool import Spool
 from collector.storage import open_sink
+from collector.workers import (
+    forward,
+    local_or_forward,
+    notify_policy_change,
+    read_worker_metrics,
+    worker_readyz,
+    worker_storage,
+)
 
 log = logging.getLogger(__name__)
 SALT_SWEEP_SECONDS = SWEEP_INTERVAL_S
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, role: Role | None = None) -> web.Application:
+    """The service; `role`: its part in `serve --workers N` (None: the only process)."""
+    if role is not None and role.kind == "ingest":
+        return create_ingest_worker_app(config, role)
     app = web.Application(
         client_max_size=config.server.max_decompressed_bytes,
         middlewares=[errors_middleware, auth_middleware],
@@ -59,6 +76,10 @@ def create_app(config: Config) -> web.Application:
     app[METRICS] = Metrics()
     app[INFLIGHT] = InFlight(config.server.max_inflight_requests, config.server.inflight_per_tenant)
     app[RATES] = RateLimiter(config.tenants)
+    if role is not None:  # the primary: the workers' counters and policy changes
+        app[ROLE] = role
+        app.on_response_prepare.append(notify_policy_change)
+        app[METRICS].others = lambda: read_worker_metrics(config)
     app.cleanup_ctx.append(_pipeline)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_policy_reload_and_salts)
@@ -71,6 +92,34 @@ async def _hurry_batches(app: web.Application) -> None:
     """On SIGTERM aiohttp stops accepting, runs this, then waits for in-flight requests: their
     batches flush at once instead of after `max_delay_ms`."""
     app[BATCHERS].hurry()
+
+
+def create_ingest_worker_app(config: Config, role: Role) -> web.Application:
+    """An ingest worker (collector/workers.py): ingest into its own spool; what needs the one
+    shared place (the engine, an Idempotency-Key, a rate limit) is forwarded to the primary."""
+    app = web.Application(
+        client_max_size=config.server.max_decompressed_bytes,
+        middlewares=[errors_middleware, auth_middleware],
+    )
+    app[CONFIG] = config
+    app[ROLE] = role
+    app[AUTH] = Authenticator(config.tenants)
+    app[METRICS] = Metrics()
+    app[INFLIGHT] = InFlight(config.server.max_inflight_requests, config.server.inflight_per_tenant)
+    app[RATES] = RateLimiter(())  # limited tenants are forwarded: the primary holds the limit
+    app.cleanup_ctx.append(_pipeline)
+    app.cleanup_ctx.append(lambda a: worker_storage(a, role))
+    ingest = frozenset({"ingest"})
+    for kind in KINDS.values():
+        handler = local_or_forward(handlers.ingest_handler(kind))
+        app.router.add_post(kind.route, _scoped(_bounded(handler), ingest))
+    otlp = local_or_forward(handlers.ingest_otlp)
+    app.router.add_post("/otlp/v1/logs", _scoped(_bounded(otlp), ingest))
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", worker_readyz)
+    app.router.add_get("/openapi.json", handlers.openapi)
+    app.router.add_route("*", "/{tail:.*}", forward)  # everything else: the primary answers
+    return app
 
 
 def _scoped(handler: Handler, scopes: frozenset[str]) -> Handler:
@@ -180,14 +229,44 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         )
         state = StateCollector(batchers, app[PIPELINE].salts, app[IDEMPOTENCY], wall_clock_ms)
         app[METRICS].registry.register(state)
+        shipper = await _start_spool(app, tables, insert) if config.spool.enabled else None
         yield
         app[METRICS].registry.unregister(state)
+        if shipper is not None:
+            await app[SPOOL].close()
+            await shipper.close(timeout_s=config.spool.drain_timeout_s)
         await schema.close()
         await batchers.close(timeout_s=config.server.shutdown_timeout_s)
         app[IDEMPOTENCY].close()
     finally:
         await loop.run_in_executor(executor, sink.close)
         executor.shutdown(wait=True)
+
+
+async def _start_spool(
+    app: web.Application, tables: list[str], insert: Callable[[str, bytes, str], Awaitable[None]]
+) -> Shipper:
+    """The spool (what a previous run left is checked, its Idempotency-Keys learnt) and its
+    shipper, which starts with the leftover segments."""
+    config = app[CONFIG]
+    spool = Spool(config.storage.path / "spool", tables, config.spool)
+    notes = await asyncio.to_thread(spool.recover)
+    restored = app[IDEMPOTENCY].restore(notes)
+    left = sum(len(q) for q in spool.sealed.values())
+    if left:
+        log.info(
+            "spool: %d segments (%d bytes) left by the previous run, shipping; %d idempotency "
+            "keys restored",
+            left, spool.total_bytes, restored,
+        )  # fmt: skip
+    spool.start()
+    workers_root = workers_spool_root(config) if ROLE in app else None
+    shipper = Shipper(spool, insert, config.spool, workers_root)
+    shipper.start()
+    app[SPOOL] = spool
+    app[SHIPPER] = shipper
+    app[METRICS].registry.register(SpoolCollector(shipper))
+    return shipper
 
 
 async def _audit_startup(app: web.Application) -> None:

@@ -11,8 +11,11 @@ from collector.idempotency import IdempotencyStore
 from collector.limits import InFlight, RateLimiter
 from collector.metrics import Metrics
 from collector.pipeline import Pipeline
+from collector.roles import Role
 from collector.schema import Schema
+from collector.shipper import Shipper
 from collector.sink import AsyncSink, Sink
+from collector.spool import Spool, Ticket
 
 CONFIG = web.AppKey("config", Config)
 AUTH = web.AppKey("auth", Authenticator)
@@ -25,4 +28,8 @@ IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
 BATCHERS = web.AppKey("batchers", Batchers)
 INFLIGHT = web.AppKey("inflight", InFlight)
 RATES = web.AppKey("rates", RateLimiter)
+ROLE = web.AppKey("role", Role)  # set under `serve --workers N` only
+SPOOL = web.AppKey("spool", Spool)  # absent with [spool] enabled = false
+SHIPPER = web.AppKey("shipper", Shipper)
+SPOOL_TICKET = web.RequestKey("spool_ticket", Ticket)  # released once the request is settled
 TENANT = web.RequestKey("tenant", Tenant)  # set by the auth middleware

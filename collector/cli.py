@@ -30,20 +30,40 @@ DEV_KEY_MARKER = "# dev-key-sha256"
 
 def _serve(args: argparse.Namespace) -> int:
     from collector.app import create_app
+    from collector.roles import Role, primary_socket
 
     config = load_config(Path(args.config))
-    app = create_app(config)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     check_transport(host, config.server)
     ssl_context = tls_context(config.server)
+    if args.workers < 1:
+        raise CollectorError("serve --workers: at least 1")
+    if args.workers > 1 and not config.spool.enabled:  # the primary ships the workers' spools
+        raise CollectorError("serve --workers N (N > 1) needs [spool] enabled = true")
+    if args.workers > 1 and args.role is None:  # the supervisor (collector/workers.py)
+        from collector.workers import Supervisor
+
+        given = [*(["--host", args.host] if args.host else []),
+                 *(["--port", str(args.port)] if args.port is not None else [])]  # fmt: skip
+        print(f"collector: {args.workers} workers on {host}:{port}", flush=True)
+        return Supervisor(args.config, config, given, args.workers).run()
+    role = Role(args.role, args.index, args.workers) if args.role else None
+    app = create_app(config, role)
     scheme = "https" if ssl_context else "http"
     # printed, not logged: the log formatter scrubs every address, and this one is our own
     print(
-        f"collector listening on {scheme}://{host}:{port} (storage: {config.storage.path})",
+        f"collector listening on {scheme}://{host}:{port} (storage: {config.storage.path})"
+        + (f" as {role.kind} worker {role.index}" if role else ""),
         flush=True,
     )
-    asyncio.run(serve(app, host, port, ssl_context, config.server))
+    unix_path = primary_socket(config) if role is not None and role.kind == "primary" else None
+    asyncio.run(
+        serve(
+            app, host, port, ssl_context, config.server,
+            reuse_port=role is not None, unix_path=unix_path,
+        )
+    )  # fmt: skip
     log.info("collector stopped")
     return 0
 
@@ -274,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--config", required=True)
     s.add_argument("--host")
     s.add_argument("--port", type=int)
+    s.add_argument(
+        "--workers", type=int, default=1,
+        help="processes on the port (SO_REUSEPORT): 1 primary + N-1 ingest workers",
+    )  # fmt: skip
+    s.add_argument("--role", choices=["primary", "ingest"], help=argparse.SUPPRESS)
+    s.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     s.set_defaults(func=_serve)
     q = sub.add_parser(
         "sql", help="run one read-only query, through the running service or on the engine"

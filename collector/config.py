@@ -113,6 +113,22 @@ class BatchConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SpoolConfig:
+    """The delivery path (collector/spool.py, collector/shipper.py): a 202 means the rows are
+    fsync'd in `<storage.path>/spool`; the shipper inserts them. `enabled = false`: the 202
+    waits for the insert itself (the `[batch]` path)."""
+
+    enabled: bool = True
+    max_bytes: int = 1024 * MIB  # high-water mark: above it ingest answers 503 + Retry-After
+    segment_bytes: int = 8 * MIB  # a segment is sealed (and shipped) at this size...
+    segment_age_ms: int = 500  # ...or this long after its first record
+    commit_window_ms: int = 1  # requests arriving within this join one write + fsync
+    retry_max_s: int = 30  # cap of the shipper's exponential backoff (full jitter)
+    drain_timeout_s: int = 10  # on SIGTERM, ship for at most this long; the rest at next start
+    subject_drain_timeout_s: int = 30  # subject export/delete first ship what waits (else 503)
+
+
+@dataclass(frozen=True, slots=True)
 class IdempotencyConfig:
     """Bounds of the Idempotency-Key memory (and of its file, which holds the same entries).
     At either cap the tenant's oldest key is forgotten: its retry would be ingested again."""
@@ -172,6 +188,7 @@ class Config:
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     idempotency: IdempotencyConfig = field(default_factory=IdempotencyConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
     policy_file: Path | None = None
     policy_tenant_dir: Path | None = None  # <tenant>.toml overrides; default <data>/policies
     tenants: tuple[TenantConfig, ...] = ()
@@ -213,6 +230,7 @@ def parse_config(text: str, base: Path) -> Config:
             "tenants",
             "idempotency",
             "ingest",
+            "spool",
         },
         list_known=True,
     )
@@ -311,6 +329,7 @@ def parse_config(text: str, base: Path) -> Config:
     )
     c = Config()
     return Config(
+        spool=_spool(r.table("spool")),
         server=server_cfg,
         storage=storage_cfg,
         batch=batch_cfg,
@@ -365,6 +384,23 @@ def _ingest(t: TomlTable) -> IngestConfig:
     except ValueError as e:
         raise ConfigError(f"ingest.trusted_proxies: {e}") from None
     return IngestConfig(trusted_proxies=proxies)
+
+
+def _spool(t: TomlTable) -> SpoolConfig:
+    t.check_known(SpoolConfig.__slots__, list_known=True)
+    d = SpoolConfig()
+    return SpoolConfig(
+        enabled=t.boolean("enabled", d.enabled),
+        max_bytes=t.integer("max_bytes", d.max_bytes, 64 * 1024, 2**50),
+        segment_bytes=t.integer("segment_bytes", d.segment_bytes, 4096, 1024 * MIB),
+        segment_age_ms=t.integer("segment_age_ms", d.segment_age_ms, 1, 3_600_000),
+        commit_window_ms=t.integer("commit_window_ms", d.commit_window_ms, 0, 1000),
+        retry_max_s=t.integer("retry_max_s", d.retry_max_s, 1, 3600),
+        drain_timeout_s=t.integer("drain_timeout_s", d.drain_timeout_s, 0, 3600),
+        subject_drain_timeout_s=t.integer(
+            "subject_drain_timeout_s", d.subject_drain_timeout_s, 1, 3600
+        ),
+    )
 
 
 def _tenants(r: TomlTable) -> tuple[TenantConfig, ...]:

@@ -19,6 +19,9 @@ from collector.appkeys import (
     PIPELINE,
     RATES,
     SCHEMA,
+    SHIPPER,
+    SPOOL,
+    SPOOL_TICKET,
     TENANT,
 )
 from collector.body import BodyLimits, read_body
@@ -57,8 +60,10 @@ async def run_sliced(run: Run, pairs: Iterator[tuple[Kind, Item]]) -> Outcome:
     return run.out
 
 
-async def store(request: web.Request, outcome: Outcome) -> None:
-    """Count, then wait until the accepted rows are inserted (raises 503 if they cannot be)."""
+async def store(request: web.Request, outcome: Outcome, body: bytes, answer: Answer) -> None:
+    """Count, then wait until the accepted rows are durable: fsync'd in the spool, or inserted
+    without it (raises 503 if they cannot be). `answer` is what the request will answer: with
+    an Idempotency-Key the spool keeps it beside the rows."""
     metrics = request.app[METRICS]
     metrics.received.update(outcome.received)
     metrics.rejected.update(outcome.rejected)
@@ -66,7 +71,17 @@ async def store(request: web.Request, outcome: Outcome) -> None:
     for (kind, reason), n in outcome.consent.items():
         metrics.consent[(tenant, kind, reason)] += n
     metrics.dropped_fields.update(outcome.dropped_fields)
-    await request.app[BATCHERS].submit(outcome.rows)
+    spool = request.app.get(SPOOL)
+    if spool is None:
+        await request.app[BATCHERS].submit(outcome.rows)
+    else:
+        key = request.headers.get("Idempotency-Key")
+        note = (
+            request.app[IDEMPOTENCY].note(tenant, route_of(request), key, body, answer)
+            if key is not None and any(outcome.rows.values())
+            else b""
+        )
+        request[SPOOL_TICKET] = await spool.submit(outcome.rows, note)
     metrics.accepted.update(outcome.accepted)
 
 
@@ -75,12 +90,17 @@ async def answer_once(
 ) -> web.Response:
     """`compute()`'s answer, or with an Idempotency-Key the first answer to that key."""
     key = request.headers.get("Idempotency-Key")
-    if key is None:
-        answer = await compute()
-    else:
-        answer = await request.app[IDEMPOTENCY].run(
-            request[TENANT].id, route_of(request), key, body, compute
-        )
+    try:
+        if key is None:
+            answer = await compute()
+        else:
+            answer = await request.app[IDEMPOTENCY].run(
+                request[TENANT].id, route_of(request), key, body, compute
+            )
+    finally:  # the key (if any) is stored: the spool may ship this request's rows
+        ticket = request.get(SPOOL_TICKET)
+        if ticket is not None:
+            ticket.release()
     return web.Response(status=answer.status, body=answer.body, content_type=answer.content_type)
 
 
@@ -102,8 +122,9 @@ def ingest_handler(kind: Kind) -> Handler:
             app[RATES].admit(request[TENANT].id, decoded.count)
             run = app[PIPELINE].start(request[TENANT])
             outcome = await run_sliced(run, ((kind, item) for item in decoded.items))
-            await store(request, outcome)
-            return Answer(202, "application/json", orjson.dumps(outcome.body()))
+            answer = Answer(202, "application/json", orjson.dumps(outcome.body()))
+            await store(request, outcome, body, answer)
+            return answer
 
         return await answer_once(request, body, compute)
 
@@ -134,7 +155,6 @@ async def ingest_otlp(request: web.Request) -> web.Response:
             for d in decoded
         )
         outcome = await run_sliced(app[PIPELINE].start(request[TENANT]), pairs)
-        await store(request, outcome)
         message = ""
         if outcome.errors:
             first = outcome.errors[0]
@@ -144,7 +164,9 @@ async def ingest_otlp(request: web.Request) -> web.Response:
                 + f": {first['error']}"
             )
         reply = otlp.encode_response(content_type, outcome.rejected_total, message)
-        return Answer(200, otlp.PROTOBUF if content_type == otlp.PROTOBUF else otlp.JSON, reply)
+        answer = Answer(200, otlp.PROTOBUF if content_type == otlp.PROTOBUF else otlp.JSON, reply)
+        await store(request, outcome, body, answer)
+        return answer
 
     return await answer_once(request, body, compute)
 
@@ -178,7 +200,6 @@ async def ingest_otlp_traces(request: web.Request) -> web.Response:
                     skipped += 1
 
         outcome = await run_sliced(app[PIPELINE].start(request[TENANT]), pairs())
-        await store(request, outcome)
         parts = []
         if skipped:
             parts.append(f"{skipped} spans {otlp_traces.NOT_HTTP_SERVER}")
@@ -192,7 +213,9 @@ async def ingest_otlp_traces(request: web.Request) -> web.Response:
         reply = otlp_traces.encode_response(
             content_type, outcome.rejected_total + skipped, "; ".join(parts)
         )
-        return Answer(200, otlp.PROTOBUF if content_type == otlp.PROTOBUF else otlp.JSON, reply)
+        answer = Answer(200, otlp.PROTOBUF if content_type == otlp.PROTOBUF else otlp.JSON, reply)
+        await store(request, outcome, body, answer)  # the answer is kept beside the spooled rows
+        return answer
 
     return await answer_once(request, body, compute)
 
@@ -220,11 +243,25 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Not ready (503, with reasons) while a background task fails: a table's inserts, or the
-    destruction of visitor salts; busy while the ingest queue is full."""
+    destruction of visitor salts; busy while the ingest queue is full. With the spool, an engine
+    that cannot take inserts (down, or its schema not migrated yet) is not a reason: the spool
+    accepts meanwhile, and `shipping` says what waits."""
+    salts = request.app[PIPELINE].salts.health(wall_clock_ms())
+    schema = request.app[SCHEMA].failures()
+    spool = request.app.get(SPOOL)
+    if spool is not None:  # ready: the spool takes writes and is below its high-water mark
+        state = {
+            "queued_rows": spool.queued_rows,
+            "spool_bytes": spool.total_bytes,
+            "shipping": schema + request.app[SHIPPER].failures(),
+        }
+        if reasons := spool.health() + salts:
+            status = "failing" if spool.failing is not None or salts else "busy"
+            return web.json_response({"status": status, **state, "reasons": reasons}, status=503)
+        return web.json_response({"status": "ready", **state})
     batchers = request.app[BATCHERS]
     queued = batchers.queued_rows
-    reasons = request.app[SCHEMA].failures() + batchers.failures()
-    reasons += request.app[PIPELINE].salts.health(wall_clock_ms())
+    reasons = schema + batchers.failures() + salts
     if reasons:
         body = {"status": "failing", "queued_rows": queued, "reasons": reasons}
         return web.json_response(body, status=503)

@@ -154,16 +154,9 @@ class IdempotencyStore:
         now = time.time()
         if self.path.exists():
             for line in self.path.read_bytes().splitlines():
-                try:
-                    d = orjson.loads(line)
-                    tenant, key = d["t"], d["k"]
-                    entry = _Entry(
-                        d["at"], d["p"], d["b"], d["s"], d["ct"], base64.b64decode(d["z"]), 0
-                    )
-                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                    continue  # a torn last line after a crash, or a line of an older format
-                if now - entry.at < TTL_SECONDS:
-                    self._add(tenant, key, entry)
+                parsed = _parse(line)
+                if parsed is not None and now - parsed[2].at < TTL_SECONDS:
+                    self._add(*parsed)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         _write_tmp(tmp, self._live_lines())
@@ -305,11 +298,53 @@ class IdempotencyStore:
         fut.set_result(answer)
         return answer
 
+    def note(self, tenant: str, route: str, key: str, body: bytes, answer: Answer) -> bytes:
+        """The entry `run` will remember for this answer, as a line: the spool keeps it with
+        the request's rows, so a crash between the rows' fsync and this store's cannot make
+        a retry store them twice (`restore` learns it at the next start)."""
+        entry = _Entry(
+            time.time(), route, body_digest(body), answer.status, answer.content_type,
+            pack_answer(answer), 0,
+        )  # fmt: skip
+        return _line(tenant, key_digest(key), entry)
+
+    def restore(self, notes: list[bytes]) -> int:
+        """At start, before serving: remember the keys of requests whose rows the spool holds
+        and that this store does not know (their answer may never have reached the client).
+        Returns how many were added."""
+        now = time.time()
+        added: list[bytes] = []
+        for line in notes:
+            parsed = _parse(line)
+            if parsed is None:
+                continue
+            tenant, key, entry = parsed
+            if now - entry.at >= TTL_SECONDS or key in self._entries.get(tenant, {}):
+                continue
+            self._add(tenant, key, entry)
+            added.append(_line(tenant, key, entry))
+        if added:
+            self._file.writelines(added)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file_bytes = self._file.tell()
+        return len(added)
+
     def close(self) -> None:
         self._closed = True
         if self._compacting is not None:
             self._compacting.cancel()
         self._file.close()
+
+
+def _parse(line: bytes) -> tuple[str, str, _Entry] | None:
+    """(tenant, key digest, entry) of a stored line; None for a torn or foreign one."""
+    try:
+        d = orjson.loads(line)
+        entry = _Entry(d["at"], d["p"], d["b"], d["s"], d["ct"], base64.b64decode(d["z"]), 0)
+        return str(d["t"]), str(d["k"]), entry
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None  # a torn last line after a crash, or a line of an older format
 
 
 def _line(tenant: str, key: str, e: _Entry) -> bytes:

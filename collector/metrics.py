@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -28,6 +29,7 @@ from collector.salts import SaltStore
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # what every Prometheus version reads
 TENANT_LABEL = "tenant"
+COUNTERS = ("received", "accepted", "rejected", "consent", "dropped_fields", "policy_reloads")
 Samples = Iterable[tuple[Iterable[str], float]]  # (label values, value)
 
 
@@ -61,6 +63,27 @@ class Metrics:
         self.policy_reloads: Counter[str] = Counter()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_CountersCollector(self))
+        # under `serve --workers N`, on the primary: the ingest workers' counters, added at
+        # scrape time (collector/workers.py writes and reads them)
+        self.others: Callable[[], list[dict[str, list[list[Any]]]]] | None = None
+
+    def snapshot(self) -> dict[str, list[list[Any]]]:
+        """The counters as JSON-ready lists of [key, count]."""
+        return {name: [[k, v] for k, v in getattr(self, name).items()] for name in COUNTERS}
+
+    def merged(self) -> Metrics:
+        """These counters plus the other processes' (self when there are none)."""
+        if self.others is None:
+            return self
+        total = Metrics.__new__(Metrics)
+        for name in COUNTERS:
+            setattr(total, name, Counter(getattr(self, name)))
+        for snap in self.others():
+            for name in COUNTERS:
+                counts = getattr(total, name)
+                for key, value in snap.get(name, []):
+                    counts[tuple(key) if isinstance(key, list) else key] += value
+        return total
 
     def render(self, tenants: Collection[str] | None = ()) -> bytes:
         """The exposition; per-tenant series only for `tenants` (None: every tenant)."""
@@ -92,7 +115,7 @@ class _CountersCollector(Collector):
         self.m = metrics
 
     def collect(self) -> Iterator[Metric]:
-        m = self.m
+        m = self.m.merged()
         consent: Counter[tuple[str, str]] = Counter()
         for (_, k, r), v in m.consent.items():
             consent[(k, r)] += v

@@ -13,7 +13,10 @@ from anonymizer.rules import Rollup
 from collector.sink import Sink
 
 ROLLUP_MIGRATION = "0008_rollups.sql"
-ROLLUPS = tuple(_ROLLUPS.values())  # declared once, with the privacy rules of their columns
+ROLLUPS = tuple(_ROLLUPS.values())
+# the rollup tables keep a deduplication window (sql/0009) for retried source inserts; a rebuild
+# may produce the very block an earlier one did, and must never be dropped for that
+NO_DEDUP = "insert_deduplicate = 0"  # declared once, with the privacy rules of their columns
 
 
 def _view_select(sink: Sink, rollup: Rollup) -> str:
@@ -37,7 +40,10 @@ def migrate(sink: Sink) -> list[str]:
 def backfill(sink: Sink) -> None:
     """Fill every rollup from all the rows of its source table."""
     for rollup in ROLLUPS:
-        sink.query(f"INSERT INTO `{rollup.table}` SELECT * FROM ({_view_select(sink, rollup)})")
+        sink.query(
+            f"INSERT INTO `{rollup.table}` SELECT * FROM ({_view_select(sink, rollup)}) "
+            f"SETTINGS {NO_DEDUP}"
+        )
 
 
 def rebuild_days(sink: Sink, source: str, tenant_id: str, days: list[str]) -> None:
@@ -51,5 +57,7 @@ def rebuild_days(sink: Sink, source: str, tenant_id: str, days: list[str]) -> No
             sink.query(f"DELETE FROM `{rollup.table}` WHERE {where}", params)
             select = _view_select(sink, rollup)
             sink.query(
-                f"INSERT INTO `{rollup.table}` SELECT * FROM ({select}) WHERE {where}", params
+                f"INSERT INTO `{rollup.table}` SELECT * FROM ({select}) WHERE {where} "
+                f"SETTINGS {NO_DEDUP}",
+                params,
             )

@@ -22,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import resource
 import signal
 import ssl
 import traceback
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, cast
 
 from aiohttp import http_exceptions, web
@@ -480,7 +482,7 @@ class ListeningSite(web.BaseSite):
     against max_connections once its handshake is done, so the handshake must not last the
     60 s asyncio allows by default."""
 
-    __slots__ = ("handshake_timeout", "host", "port")
+    __slots__ = ("handshake_timeout", "host", "port", "reuse_port")
 
     def __init__(
         self,
@@ -489,11 +491,13 @@ class ListeningSite(web.BaseSite):
         port: int,
         ssl_context: ssl.SSLContext | None,
         handshake_timeout: float,
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=BACKLOG)
         self.host = host
         self.port = port
         self.handshake_timeout = handshake_timeout
+        self.reuse_port = reuse_port  # `serve --workers N`: every worker listens on the port
 
     @property
     def name(self) -> str:
@@ -509,6 +513,7 @@ class ListeningSite(web.BaseSite):
             ssl=tls,
             backlog=self._backlog,
             ssl_handshake_timeout=self.handshake_timeout if tls else None,
+            reuse_port=self.reuse_port or None,
         )
 
 
@@ -518,9 +523,13 @@ async def serve(
     port: int,
     ssl_context: ssl.SSLContext | None,
     server: ServerConfig,
+    *,
+    reuse_port: bool = False,
+    unix_path: Path | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully: stop accepting, let requests in
-    flight finish (up to shutdown_timeout_s), run the app's cleanup."""
+    flight finish (up to shutdown_timeout_s), run the app's cleanup. Under `--workers N` the
+    port is shared (`reuse_port`) and the primary also listens on `unix_path`."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -541,8 +550,15 @@ async def serve(
                     FD_RESERVE_MIN,
                     nofile,
                 )
-            site = ListeningSite(runner, host, port, ssl_context, server.header_read_timeout_s)
+            site = ListeningSite(
+                runner, host, port, ssl_context, server.header_read_timeout_s, reuse_port
+            )
             await site.start()
+            if unix_path is not None:  # after the TCP site: the supervisor waits for this file
+                os.makedirs(unix_path.parent, exist_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(unix_path)
+                await web.UnixSite(runner, str(unix_path)).start()
             await stop.wait()
         finally:
             await runner.cleanup()

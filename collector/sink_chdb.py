@@ -116,7 +116,9 @@ class ChdbSink:
             self._run(
                 f"INSERT INTO {self.database}.{_ident(table)} "
                 f"SELECT * FROM file('{tmp}', 'JSONEachRow') "
-                f"SETTINGS insert_deduplication_token = '{_ident(token)}'"
+                f"SETTINGS insert_deduplication_token = '{_ident(token)}', "
+                # a retry dropped by the table is dropped by its rollups too (sql/0009)
+                "deduplicate_blocks_in_dependent_materialized_views = 1"
             )
         finally:
             with contextlib.suppress(FileNotFoundError):

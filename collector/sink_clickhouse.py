@@ -222,7 +222,12 @@ class ClickHouseSink:
             _ident(table),
             None,
             lz4.frame.compress(rows),
-            settings={"insert_deduplication_token": _ident(token), **self._insert_settings},
+            settings={
+                "insert_deduplication_token": _ident(token),
+                # a retried batch the table drops must not count again in the rollup views
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+                **self._insert_settings,
+            },
             fmt="JSONEachRow",
             compression="lz4",
         )

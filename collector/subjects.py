@@ -23,8 +23,8 @@ from anonymizer.imb import ImbError, parse_imb
 from anonymizer.kinds import KINDS
 from anonymizer.pseudonym import pseudonymize
 from collector import rollups
-from collector.appkeys import DB, PIPELINE, TENANT
-from collector.errors import BadRequest
+from collector.appkeys import CONFIG, DB, PIPELINE, SHIPPER, TENANT
+from collector.errors import BadRequest, ServiceUnavailable
 from collector.params import check_names
 
 log = logging.getLogger(__name__)
@@ -96,12 +96,26 @@ def _pseudonyms(request: web.Request, field: str, value: str) -> tuple[list[str]
     return [pseudonymize(keys.get(tenant, e), field, value) for e in epochs], epochs
 
 
+async def _ship_waiting_rows(request: web.Request) -> None:
+    """Rows accepted before this request may still wait in the spool: they are inserted first,
+    so an export sees them and a deletion reaches them (503 when the engine cannot take them
+    now; nothing was deleted)."""
+    shipper = request.app.get(SHIPPER)
+    if shipper is None:
+        return
+    if not await shipper.flush(request.app[CONFIG].spool.subject_drain_timeout_s):
+        raise ServiceUnavailable(
+            "rows waiting in the spool cannot be inserted now; retry later", retry_after=30
+        )
+
+
 def _where(col: SubjectColumn) -> str:
     return f"tenant_id = {{tenant:String}} AND `{col.column}` IN {{ps:Array(String)}}"
 
 
 async def export_subject(request: web.Request) -> web.Response:
     field, value = await _subject(request)
+    await _ship_waiting_rows(request)
     pseudonyms, epochs = _pseudonyms(request, field, value)
     params = {"tenant": request[TENANT].id, "ps": pseudonyms}
     tables: dict[str, list[dict[str, Any]]] = {}
@@ -127,6 +141,7 @@ async def export_subject(request: web.Request) -> web.Response:
 
 async def delete_subject(request: web.Request) -> web.Response:
     field, value = await _subject(request)
+    await _ship_waiting_rows(request)
     pseudonyms, epochs = _pseudonyms(request, field, value)
     params = {"tenant": request[TENANT].id, "ps": pseudonyms}
     deleted: dict[str, int] = {}

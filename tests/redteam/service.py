@@ -153,8 +153,10 @@ async def running_service(
     data: Path | None = None,
     env: dict[str, str] | None = None,
     wrapper: tuple[str, ...] = (),
+    args: tuple[str, ...] = (),
 ) -> AsyncIterator[Service]:
-    """Start `collector serve` on a free port; `wrapper` prefixes the command (e.g. `prlimit`)."""
+    """Start `collector serve` on a free port; `wrapper` prefixes the command (e.g. `prlimit`),
+    `args` are added to it (e.g. `--workers 2`)."""
     port = free_port()
     data = data or tmp_path / "data"
     config = tmp_path / "collector.toml"
@@ -162,7 +164,7 @@ async def running_service(
     log_path = tmp_path / "service.log"
     out = log_path.open("wb")
     proc = await asyncio.create_subprocess_exec(
-        *wrapper, sys.executable, "-m", "collector", "serve", "--config", str(config),
+        *wrapper, sys.executable, "-m", "collector", "serve", "--config", str(config), *args,
         cwd=tmp_path, stdout=out, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, **(env or {})},
     )  # fmt: skip

@@ -28,6 +28,9 @@ DISK_MIB = 64
 ANSWER_WITHIN_S = 10.0  # a request while the disk is full is answered within this
 RECOVER_WITHIN_S = 30.0  # /readyz is ready again this soon after space returns
 SHUTDOWN_TIMEOUT_S = 10
+# these cases check the path that inserts before the 202 (a full disk under the spool is in
+# tests/redteam/test_crash.py): with the spool the 202 needs only the spool's own disk
+DIRECT = "[spool]\nenabled = false\n"
 MARKERS = ("198.51.100.77", "disk-full-user", "/disk-full-marker")
 
 
@@ -128,7 +131,9 @@ async def test_disk_full_is_answered_shown_recovered_and_stops_cleanly(
 ) -> None:
     server_extra = f"shutdown_timeout_s = {SHUTDOWN_TIMEOUT_S}"
     async with (
-        running_service(tmp_path, data=small_disk / "data", server_extra=server_extra) as svc,
+        running_service(
+            tmp_path, data=small_disk / "data", server_extra=server_extra, extra=DIRECT
+        ) as svc,
         aiohttp.ClientSession() as s,
     ):
         status, body, _ = await post(s, svc)  # today's salt and key are made while there is room
@@ -220,7 +225,7 @@ async def test_a_read_only_scratch_folder_is_answered_shown_and_recovered(
 ) -> None:
     """Root writes through any file mode, so the folder is made read-only for real: its tmpfs
     is remounted `ro`, then `rw` again."""
-    async with running_service(tmp_path) as svc, aiohttp.ClientSession() as s:
+    async with running_service(tmp_path, extra=DIRECT) as svc, aiohttp.ClientSession() as s:
         status, _, _ = await post(s, svc)
         assert status == 202
         remount(scratch_mount, "ro")

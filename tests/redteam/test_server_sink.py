@@ -25,7 +25,61 @@ async def readyz(s: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, Any
         return r.status, await r.json()
 
 
+def _storage(url: str) -> str:
+    return (
+        f'engine = "clickhouse"\nurl = "{url}"\ndatabase = "rt"\nuser = "collector"\n'
+        f'password = "{PASSWORD}"\ntimeout_s = 2'
+    )
+
+
+async def _count(ch: Any, want: int, within_s: float = 60) -> None:
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            n = ch.query("SELECT count() AS n FROM access_log", database="rt")[0]["n"]
+        except Exception:  # the table is not there until the collector migrated
+            n = -1
+        if n == want:
+            return
+        assert time.monotonic() < deadline, n
+        await asyncio.sleep(0.3)
+
+
+async def test_the_service_outlives_its_server_with_the_spool(tmp_path: Path) -> None:
+    """With the spool (the default) an unreachable server is not a reason to refuse: records
+    are acknowledged into the spool, shipped once the server answers and the schema is
+    migrated; what waits at SIGTERM is shipped by the next start."""
+    with running_chserver(tmp_path / "ch", down=True) as ch:
+        ch.set_users({"collector": PASSWORD})
+        record = [{"ip": "192.0.2.10", "path": "/"}]
+        data = tmp_path / "data"
+        async with (
+            running_service(tmp_path, storage_extra=_storage(ch.url), data=data) as svc,
+            aiohttp.ClientSession() as s,
+        ):
+            status, body = await readyz(s, svc.url)
+            assert status == 200, body
+            assert body["shipping"][0].startswith("schema not migrated"), body
+            async with s.post(svc.url + "/v1/logs", json=record * 10, headers=svc.headers()) as r:
+                assert r.status == 202, await r.text()
+
+            ch.fault("none")  # the server comes up: migrated, then the spool ships
+            await _count(ch, 10)
+
+            ch.fault("refuse")  # and goes away again: still acknowledged, into the spool
+            async with s.post(svc.url + "/v1/logs", json=record * 5, headers=svc.headers()) as r:
+                assert r.status == 202, await r.text()
+            t0 = time.monotonic()
+            assert await svc.stop() == 0
+            assert time.monotonic() - t0 < 30
+        ch.fault("none")
+        async with running_service(tmp_path, storage_extra=_storage(ch.url), data=data):
+            await _count(ch, 15)  # the next start shipped what was left
+        assert PASSWORD not in svc.log() and "Traceback" not in svc.log()
+
+
 async def test_the_service_outlives_its_server(tmp_path: Path) -> None:
+    """Without the spool, the 202 waits for the insert: 503 while the server is away."""
     with running_chserver(tmp_path / "ch", down=True) as ch:
         ch.set_users({"collector": PASSWORD})
         storage = (
@@ -33,7 +87,9 @@ async def test_the_service_outlives_its_server(tmp_path: Path) -> None:
             f'password = "{PASSWORD}"\ntimeout_s = 2'
         )
         async with (
-            running_service(tmp_path, storage_extra=storage) as svc,
+            running_service(
+                tmp_path, storage_extra=storage, extra="[spool]\nenabled = false\n"
+            ) as svc,
             aiohttp.ClientSession() as s,
         ):
             status, body = await readyz(s, svc.url)

@@ -1,0 +1,328 @@
+"""The shipper: spool segments -> engine inserts, one task per table, oldest segment first.
+
+Each sealed segment is inserted whole, with an `insert_deduplication_token` made of the segment's
+identity (table, sequence number, the random nonce in its name) and a hash of its content: a retry
+after an insert whose outcome is unknown (a timeout, a crash after the engine stored it) carries
+the same token and is dropped by the engine (every table keeps `non_replicated_deduplication_
+window` tokens). The segment file is deleted only after the insert returned.
+
+A failed insert is retried, the same segment again (order is kept per table), after an
+exponential backoff with full jitter, capped at `[spool] retry_max_s`. The spool keeps accepting
+meanwhile, up to its high-water mark. Memory: one segment per table in hand, whatever the backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from collector.config import SpoolConfig
+from collector.failures import describe
+from collector.metrics import Samples, counter, gauge
+from collector.spool import Segment, Spool, read_segment, scan_workers
+
+log = logging.getLogger(__name__)
+
+InsertFn = Callable[[str, bytes, str], Awaitable[None]]
+RETRY_FIRST_S = 0.1
+SCAN_S = 0.25  # how often the primary looks for segments sealed by the ingest workers
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def segment_token(seg: Segment, body: bytes) -> str:
+    """The segment's deduplication token: its identity and a hash of what is inserted."""
+    digest = hashlib.blake2b(body, digest_size=12).hexdigest()
+    return f"spool_{seg.table}_{seg.name.replace('-', '_')}_{digest}"
+
+
+@dataclass
+class TableStats:
+    """Per-table figures for /metrics."""
+
+    shipped_segments: int = 0
+    shipped_rows: int = 0
+    shipped_bytes: int = 0
+    retries: int = 0
+    failing: str | None = None
+    failing_since: float = 0.0
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
+    latency_count: int = 0
+    latency_sum: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.latency_count += 1
+        self.latency_sum += seconds
+        for i, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                self.latency_buckets[i] += 1
+
+
+class Shipper:
+    """Ships this process's spool; with `workers_root` (the primary of `serve --workers N`) also
+    the sealed segments the ingest workers leave in `<workers_root>/w<k>/<table>/`."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        insert: InsertFn,
+        config: SpoolConfig,
+        workers_root: Path | None = None,
+    ) -> None:
+        self.spool = spool
+        self._insert = insert
+        self.config = config
+        self.workers_root = workers_root
+        self.stats = {t: TableStats() for t in spool.tables}
+        self.foreign: dict[str, deque[Segment]] = {t: deque() for t in spool.tables}
+        self._known: set[Path] = set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._progress = asyncio.Event()  # set after every shipped segment
+
+    def start(self) -> None:
+        for t in self.spool.tables:
+            self._tasks[t] = asyncio.create_task(self._run(t), name=f"shipper-{t}")
+        if self.workers_root is not None:
+            self._tasks[""] = asyncio.create_task(self._scan_forever(), name="shipper-scan")
+
+    def foreign_bytes(self, table: str) -> int:
+        return sum(s.size for s in self.foreign[table])
+
+    def lag_s(self, table: str, now: float | None = None) -> float:
+        """Age of the oldest row of `table` not yet inserted (0 when none waits)."""
+        ages = [self.spool.oldest(table)] + [s.created for s in self.foreign[table]]
+        oldest = min((a for a in ages if a is not None), default=None)
+        return 0.0 if oldest is None else max(0.0, (now or time.time()) - oldest)
+
+    async def _scan_forever(self) -> None:
+        """The workers' sealed segments, found by name (`.seg`: complete), oldest first per
+        worker; a failed listing is retried at the next scan."""
+        assert self.workers_root is not None
+        while True:
+            try:
+                found = await asyncio.to_thread(scan_workers, self.workers_root, self.spool.tables)
+            except OSError as e:
+                log.error("listing the workers' spool segments failed: %s", describe(e))
+                found = []
+            for seg in found:
+                if seg.path in self._known:
+                    continue
+                self._known.add(seg.path)
+                queue = self.foreign[seg.table]
+                queue.append(seg)
+                ordered = sorted(queue, key=lambda s: (s.path.parent.parent.name, s.seq))
+                queue.clear()
+                queue.extend(ordered)
+                self.spool.shippable(seg.table)
+            await asyncio.sleep(SCAN_S)
+
+    def failures(self) -> list[str]:
+        return [
+            f"shipping to table {t} failing for {time.monotonic() - s.failing_since:.0f} s: "
+            f"{s.failing}"
+            for t, s in self.stats.items()
+            if s.failing is not None
+        ]
+
+    async def _run(self, table: str) -> None:
+        ready = self.spool.ready_events[table]
+        queue = self.spool.sealed[table]
+        foreign = self.foreign[table]
+        delay = RETRY_FIRST_S
+        while True:
+            if queue and queue[0].holds == 0:
+                seg = queue[0]
+            elif foreign:
+                seg = foreign[0]
+            else:
+                ready.clear()
+                await ready.wait()
+                continue
+            try:
+                await self._ship(seg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # any failure: the same segment again, later
+                stats = self.stats[table]
+                stats.retries += 1
+                reason = describe(e)
+                if stats.failing is None:
+                    stats.failing_since = time.monotonic()
+                    log.error("shipping to %s failing: %s", table, reason)
+                stats.failing = reason
+                await asyncio.sleep(random.uniform(0, delay))
+                delay = min(delay * 2, self.config.retry_max_s)
+                continue
+            delay = RETRY_FIRST_S
+            stats = self.stats[table]
+            if stats.failing is not None:
+                log.warning(
+                    "shipping to %s works again after %.1f s",
+                    table, time.monotonic() - stats.failing_since,
+                )  # fmt: skip
+                stats.failing = None
+
+    async def _ship(self, seg: Segment) -> None:
+        try:
+            records, intact = await asyncio.to_thread(read_segment, seg)
+        except FileNotFoundError:  # removed by hand: nothing left to ship, do not block the table
+            log.error("spool segment %s/%s vanished before it was shipped", seg.table, seg.name)
+            self._done(seg)
+            return
+        if not intact:
+            log.error(
+                "spool segment %s/%s is damaged: shipping the %d intact records before the damage",
+                seg.table, seg.name, len(records),
+            )  # fmt: skip
+        body = b"\n".join(r.rows for r in records if r.rows)
+        t0 = time.monotonic()
+        if body:
+            await self._insert(seg.table, body, segment_token(seg, body))
+        stats = self.stats[seg.table]
+        stats.observe(time.monotonic() - t0)
+        stats.shipped_segments += 1
+        stats.shipped_rows += body.count(b"\n") + 1 if body else 0
+        stats.shipped_bytes += seg.size
+        self._done(seg)
+        self._progress.set()
+
+    def _done(self, seg: Segment) -> None:
+        foreign = self.foreign[seg.table]
+        if foreign and foreign[0] is seg:
+            foreign.popleft()
+            self._known.discard(seg.path)
+            with contextlib.suppress(FileNotFoundError):
+                seg.path.unlink()  # the worker notices, and counts it out of its spool
+        else:
+            self.spool.shipped(seg)
+
+    def pending(self) -> list[Segment]:
+        own = [s for q in self.spool.sealed.values() for s in q]
+        return own + [s for q in self.foreign.values() for s in q]
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Seal what is open and wait until every segment sealed so far is inserted; False when
+        that did not happen within `timeout_s` (the engine is failing). With workers, their
+        segments are sealed by age: what they committed before this call is waited for too."""
+        await self.spool.seal_open()
+        if self.workers_root is not None:
+            await asyncio.sleep(self.config.segment_age_ms / 1000 + 2 * SCAN_S)
+        waiting = set(self.pending())
+        deadline = time.monotonic() + timeout_s
+        while waiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), remaining)
+            live = set(self.pending())
+            waiting &= live
+        return True
+
+    async def close(self, timeout_s: float) -> None:
+        """Ship for at most `timeout_s` (what is left stays in the spool for the next start),
+        then stop. Never raises."""
+        done = await self.flush(timeout_s)
+        left = self.pending()
+        if not done:
+            log.warning(
+                "stopping with %d spool segments (%d bytes) not yet inserted: shipped at the "
+                "next start",
+                len(left), sum(s.size for s in left),
+            )  # fmt: skip
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+
+class SpoolCollector(Collector):
+    """The spool and the shipper at scrape time, by table (labels are table names only)."""
+
+    def __init__(self, shipper: Shipper) -> None:
+        self.shipper = shipper
+
+    def collect(self) -> Iterator[Metric]:
+        sh, spool = self.shipper, self.shipper.spool
+        tables = spool.tables
+        now = time.time()
+
+        def per_table(value: Callable[[str], float]) -> Samples:
+            return [((t,), value(t)) for t in tables]
+
+        yield gauge(
+            "collector_spool_bytes", "Bytes waiting in the spool.", ["table"],
+            per_table(lambda t: spool.bytes_by_table[t] + sh.foreign_bytes(t)),
+        )  # fmt: skip
+        yield gauge(
+            "collector_spool_segments", "Spool segments not yet inserted (open one included).",
+            ["table"], per_table(lambda t: spool.segments(t) + len(sh.foreign[t])),
+        )  # fmt: skip
+        yield gauge(
+            "collector_spool_high_water_bytes", "Spool size above which ingest answers 503.",
+            [], [((), spool.config.max_bytes)],
+        )  # fmt: skip
+        yield gauge(
+            "collector_spool_failing", "1 while spool writes fail.", [],
+            [((), int(spool.failing is not None))],
+        )  # fmt: skip
+        yield counter(
+            "collector_spool_commits_total", "Group commits (one write + fsync per table).", [],
+            [((), spool.commits)],
+        )  # fmt: skip
+        yield counter(
+            "collector_spool_committed_requests_total", "Requests made durable by the commits.",
+            [], [((), spool.committed_requests)],
+        )  # fmt: skip
+        yield gauge(
+            "collector_spool_largest_commit_requests", "Most requests covered by one commit.",
+            [], [((), spool.largest_group)],
+        )  # fmt: skip
+        yield counter(
+            "collector_spool_commit_errors_total", "Group commits that failed (answered 503).",
+            [], [((), spool.commit_errors)],
+        )  # fmt: skip
+        yield gauge(
+            "collector_ship_lag_seconds", "Age of the oldest row not yet inserted.", ["table"],
+            per_table(lambda t: sh.lag_s(t, now)),
+        )  # fmt: skip
+        yield counter(
+            "collector_ship_retries_total", "Segment inserts that failed and are retried.",
+            ["table"], per_table(lambda t: sh.stats[t].retries),
+        )  # fmt: skip
+        yield counter(
+            "collector_shipped_rows_total", "Rows inserted from the spool.", ["table"],
+            per_table(lambda t: sh.stats[t].shipped_rows),
+        )  # fmt: skip
+        yield counter(
+            "collector_shipped_segments_total", "Segments inserted and deleted.", ["table"],
+            per_table(lambda t: sh.stats[t].shipped_segments),
+        )  # fmt: skip
+        yield gauge(
+            "collector_ship_failing", "1 while inserts of the table's segments fail.", ["table"],
+            per_table(lambda t: int(sh.stats[t].failing is not None)),
+        )  # fmt: skip
+        latency = HistogramMetricFamily(
+            "collector_ship_insert_seconds", "Insert time of one spool segment.",
+            labels=["table"],
+        )  # fmt: skip
+        for t in tables:
+            s = sh.stats[t]
+            pairs = zip(LATENCY_BUCKETS, s.latency_buckets, strict=True)
+            buckets = [(str(b), float(n)) for b, n in pairs]
+            buckets.append(("+Inf", float(s.latency_count)))
+            latency.add_metric([t], buckets, s.latency_sum)
+        yield latency
