@@ -12,9 +12,10 @@ each rollup column, the columns of the anonymized source table it is made from, 
 (grouped by, counted, summed, sketched, quantiles) and why it is not personal data. The doc
 generator checks each against the view's SELECT.
 
-Each field rule names the registered operator that does it (`op`, see `anonymizer.operators`);
-`explain` asks that operator what it did to one record. The table describes `anonymize.py`; it
-does not drive it. Tests check the two agree.
+Each field rule names the registered operator that does it (`op`, see `anonymizer.operators`):
+under a policy that operator is bound to the rule and run by the kind's row builder
+(`anonymizer.anonymize`), so the table drives what is stored; `explain` asks the same operator
+what it did to one record.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ class FieldRule:
     personal: bool = False  # the raw value may identify a person: never shown in full
     identifier: str = ""  # the `identifiers.fields` entry that switches the pseudonym on
     overrides: tuple[Override, ...] = ()
-    # the registered operator (anonymizer.operators.registry) that says what this rule did to
-    # one record's field; empty: the rule's declared operator under the policy, no detail
+    # the registered operator (anonymizer.operators.registry) that does this rule: bound to it
+    # under a policy, it writes the rule's columns; empty: the rule stores nothing (a fragment)
     op: str = ""
 
     @property
@@ -126,7 +127,7 @@ def _time(kind: KindName) -> FieldRule:
     return FieldRule(
         kind, "time", ("time",), "kept", (),
         "stored as sent, to the millisecond (absent: the receive time)",
-        "A time says when something happened, not who did it.",
+        "A time says when something happened, not who did it.", op="time",
     )  # fmt: skip
 
 
@@ -238,7 +239,7 @@ def _url(
 
 
 def _kept(kind: KindName, field: str, how: str, why: str, column: str = "") -> FieldRule:
-    return FieldRule(kind, field, (column or field,), "kept", (), how, why)
+    return FieldRule(kind, field, (column or field,), "kept", (), how, why, op="keep")
 
 
 PII_KEYS = ("pii.action", "pii.fields", "pii.digits")
@@ -264,7 +265,7 @@ RULES: tuple[FieldRule, ...] = (
         "access_log", "method", ("method",), "kept", PII_KEYS,
         "upper-cased (letters and `-` only, checked on input); goes through the detectors like "
         "free text",
-        "An HTTP method is one of a handful of protocol words.",
+        "An HTTP method is one of a handful of protocol words.", op="keep",
     ),
     FieldRule(
         "access_log", "host", ("host",), "redacted", (),
@@ -414,19 +415,19 @@ RULES: tuple[FieldRule, ...] = (
         "mail_scan", "imb", ("barcode_id",), "kept", (),
         "the 2-digit barcode id, as decoded",
         "The barcode id is a presort code shared by the pieces of a mailing.",
-        part="barcode id", personal=True,
+        part="barcode id", personal=True, op="keep",
     ),
     FieldRule(
         "mail_scan", "imb", ("service_type",), "kept", (),
         "the 3-digit service type, as decoded",
         "The service type names the mail class and services, shared by a whole mailing.",
-        part="service type", personal=True,
+        part="service type", personal=True, op="keep",
     ),
     FieldRule(
         "mail_scan", "imb", ("mailer_id",), "kept", (),
         "the 6- or 9-digit mailer id, as decoded",
         "The mailer id names the business that sent the mail, not its recipient.",
-        part="mailer id", personal=True,
+        part="mailer id", personal=True, op="keep",
     ),
     FieldRule(
         "mail_scan", "imb", ("serial_pseudonym",), "pseudonymized", _PSEUDONYM_KEYS,

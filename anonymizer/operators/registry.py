@@ -1,8 +1,9 @@
 """The one list of operators, explicit (no import magic), and the owner of each policy key.
 
-Adding an operator: one module beside this one, one entry below, and its name as `op` on the
-rules it does (`anonymizer.rules`). Adding a policy key: one entry in its owner's `policy_keys`
-(a test checks every key of `policy_settings` has exactly one owner).
+Adding an operator: one module beside this one (an `Operator` with its `bind`, `outcome` and
+the `effect` of the keys it owns), one entry below, and its name as `op` on the rules it does
+(`anonymizer.rules`); the row builders pick it up from there. Adding a policy key: one entry in
+its owner's `policy_keys` (a test checks every key of `policy_settings` has exactly one owner).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from anonymizer.operators.geo import Geo
 from anonymizer.operators.host import Host
 from anonymizer.operators.ip_family import IpFamily
 from anonymizer.operators.ip_prefix import IpPrefix
+from anonymizer.operators.keep import Keep
 from anonymizer.operators.operator import Operator
 from anonymizer.operators.pii import Pii
 from anonymizer.operators.properties import Properties
@@ -25,6 +27,7 @@ from anonymizer.operators.records import PolicyVersion, ReportsMinK, Retention, 
 from anonymizer.operators.referrer import Referrer
 from anonymizer.operators.route import Route
 from anonymizer.operators.routing_zip import RoutingZip
+from anonymizer.operators.timestamp import Time
 from anonymizer.operators.url_path import UrlPath
 from anonymizer.operators.user_agent import UserAgent
 from anonymizer.operators.visitor_id import VisitorId
@@ -32,6 +35,8 @@ from anonymizer.policy import Policy
 
 REGISTERED: tuple[Operator, ...] = (
     # field operators
+    Time(),
+    Keep(),
     IpPrefix(),
     IpFamily(),
     Geo(),

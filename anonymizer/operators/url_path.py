@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from anonymizer.operators.operator import (
     Operator,
     Outcome,
+    Row,
     Sample,
+    Step,
     placeholders,
     set_change,
     split_target,
+    target_of,
 )
+from anonymizer.operators.pii import refuse
 from anonymizer.policy import Policy
 from anonymizer.rules import FieldRule
+from anonymizer.types import Enrichment, TenantContext
 
 
 class UrlPath(Operator):
     name: ClassVar[str] = "url_path"
     policy_keys: ClassVar[tuple[str, ...]] = ("url.redact",)
+
+    def bind(self, rule: FieldRule, policy: Policy) -> Step:
+        """Where `pii` rejects for the field, personal data found anywhere in the target (path
+        or a kept query value) rejects the record."""
+        scrub, target, (column,) = policy.url.scrub_found, target_of(rule), rule.columns
+        field, reject = rule.field, policy.pii.action_for(rule.field) == "reject"
+
+        def step(record: Any, e: Enrichment, ctx: TenantContext, row: Row) -> None:
+            path, _, found = scrub(target(record))
+            if found and reject:
+                raise refuse(field, found)
+            row[column] = path
+
+        return step
 
     def effect(self, key: str, old: Policy, new: Policy) -> str:
         a, b = list(old.url.rules), list(new.url.rules)
