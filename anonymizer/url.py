@@ -78,6 +78,12 @@ class UrlScrubber:
         """`scrub` and the first class of personal data a detector found ("" for none)."""
         return _scrub_cached(self, target)
 
+    def path_findings(self, target: str) -> tuple[str, ...]:
+        """The class a detector found in each path segment of `target` ("" where none), as
+        `scrub` finds them: what `explain` reports the path operator did."""
+        path = target.partition("#")[0].partition("?")[0]
+        return tuple(self._redact(seg.partition(";")[0])[1] for seg in path.split("/"))
+
     def _scrub(self, target: str) -> tuple[str, str, str]:
         path, _, query = target.partition("#")[0].partition("?")
         found = ""

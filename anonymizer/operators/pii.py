@@ -142,8 +142,7 @@ class Pii(Operator):
         return f"personal data found in a kept field is now {action}{per_field}"
 
     def outcome(self, rule: FieldRule, sample: Sample) -> Outcome:
-        """A free-text field: kept as sent unless a detector replaced something in it."""
-        (column,) = rule.columns
-        if sample.row[column] == sample.raw.get(column):
-            return Outcome("kept")
-        return Outcome("redacted", "personal data replaced by its placeholder")
+        """A free-text field: kept as sent unless the detectors found something in it."""
+        if sample.policy.pii.detectors.find(str(getattr(sample.record, rule.field))):
+            return Outcome("redacted", "personal data replaced by its placeholder")
+        return Outcome("kept")

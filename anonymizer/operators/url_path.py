@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from anonymizer.detectors import PLACEHOLDERS
 from anonymizer.operators.operator import (
     Operator,
     Outcome,
     Row,
     Sample,
     Step,
-    placeholders,
     set_change,
     split_target,
     target_of,
@@ -44,8 +44,11 @@ class UrlPath(Operator):
         return set_change("redaction rules", a, b, "added", "removed")
 
     def outcome(self, rule: FieldRule, sample: Sample) -> Outcome:
-        before = split_target(sample.target)[0]
-        after = sample.row["url_path" if sample.kind == "event" else "path"]
-        if before == after:
-            return Outcome("kept")
-        return Outcome("redacted", "segments replaced by " + placeholders(before, after))
+        """The placeholders the scrubber put in for what it found, segment by segment."""
+        found = [PLACEHOLDERS[f] for f in sample.policy.url.path_findings(sample.target) if f]
+        if found:
+            return Outcome("redacted", "segments replaced by " + ", ".join(dict.fromkeys(found)))
+        path = split_target(sample.target)[0]
+        if ";" in path:
+            return Outcome("redacted", "`;` parameters dropped")
+        return Outcome("kept")
