@@ -45,7 +45,8 @@ class UrlPath(Operator):
 
     def outcome(self, rule: FieldRule, sample: Sample) -> Outcome:
         """The placeholders the scrubber put in for what it found, segment by segment."""
-        found = [PLACEHOLDERS[f] for f in sample.policy.url.path_findings(sample.target) if f]
+        findings = sample.policy.url.path_findings(sample.target)
+        found = [PLACEHOLDERS[f] for f in findings if f]  # type: ignore[index]
         if found:
             return Outcome("redacted", "segments replaced by " + ", ".join(dict.fromkeys(found)))
         path = split_target(sample.target)[0]
