@@ -22,7 +22,7 @@ from typing import Any
 from anonymizer.errors import RecordInvalid
 from anonymizer.kinds import Record
 from anonymizer.operators.operator import Sample, split_target
-from anonymizer.operators.registry import by_name, effect
+from anonymizer.operators.registry import by_name, describe, effect
 from anonymizer.policy import Policy, diff_settings, parse_policy
 from anonymizer.pseudonym import DAY_MS, PseudonymKey
 from anonymizer.rules import (
@@ -33,7 +33,6 @@ from anonymizer.rules import (
     FieldRule,
     KindName,
     Operator,
-    applied,
     input_fields,
     rules_for,
     rules_governed_by,
@@ -185,7 +184,7 @@ class _Explainer:
                 "consent.analytics_without_consent",
                 f"event not stored: {self.reason}",
             )
-        a = applied(rule, self.policy)
+        a = describe(rule, self.policy)
         if a.operator == "dropped" and a.how != rule.how:  # the policy switched the rule off
             return "dropped", a.rule, a.how
         if not rule.columns:
@@ -351,7 +350,7 @@ def _affected(key: str, old: Policy, new: Policy) -> tuple[str, ...]:
         if isinstance(rule, ColumnRule):
             lines.append(f"{rule.column} on every row of every record table")
             continue
-        before, after = applied(rule, old).operator, applied(rule, only).operator
+        before, after = describe(rule, old).operator, describe(rule, only).operator
         if before == after == "dropped" or (key == "identifiers.fields" and before == after):
             continue
         change = f"{before} -> {after}" if before != after else after

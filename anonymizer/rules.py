@@ -45,16 +45,6 @@ FIXED_RULE = "fixed rule"
 
 
 @dataclass(frozen=True, slots=True)
-class Override:
-    """Under this policy setting the rule does something else (e.g. geo `none`: dropped)."""
-
-    key: str
-    value: str  # the setting's value as `setting_values` renders it (TOML syntax)
-    operator: Operator
-    how: str
-
-
-@dataclass(frozen=True, slots=True)
 class FieldRule:
     """What one input field (or one part of it) becomes in the kind's table."""
 
@@ -68,7 +58,6 @@ class FieldRule:
     part: str = ""  # which part of the field, when one field feeds several rules
     personal: bool = False  # the raw value may identify a person: never shown in full
     identifier: str = ""  # the `identifiers.fields` entry that switches the pseudonym on
-    overrides: tuple[Override, ...] = ()
     # the registered operator (anonymizer.operators.registry) that does this rule: bound to it
     # under a policy, it writes the rule's columns; empty: the rule stores nothing (a fragment)
     op: str = ""
@@ -116,11 +105,6 @@ _CONSENT_KEYS = (
 _PSEUDONYM_HOW = (
     "keyed BLAKE2b-128 (hex) of the field name and value under the tenant's key for the key epoch"
 )
-_GEO_NONE = Override("geo.granularity", '"none"', "dropped", "no location is stored")
-_REDACT_NONE = Override("url.redact", "[]", "kept", "url.redact is empty: every segment is kept")
-_QUERY_NONE = Override(
-    "url.keep_query_params", "[]", "dropped", "the allowlist is empty: every parameter is dropped"
-)
 
 
 def _time(kind: KindName) -> FieldRule:
@@ -154,7 +138,7 @@ def _ip(kind: KindName) -> tuple[FieldRule, ...]:
             "configured level (finer levels stored empty)",
             "A country, region or city is shared by many people; the address it came from is "
             "not stored.",
-            part="geo", personal=True, overrides=(_GEO_NONE,), op="geo",
+            part="geo", personal=True, op="geo",
         ),
         _visitor_id(kind, "ip"),
     )  # fmt: skip
@@ -168,16 +152,13 @@ _VISITOR_WHY = (
     "Pseudonymous for one day: once the day's salt is destroyed nothing links the id to the "
     "address, the agent or any other day."
 )
-_VISITOR_NONE = Override(
-    "identifiers.visitor_id", '"none"', "dropped", "no visitor id is made: the column stays empty"
-)
 
 
 def _visitor_id(kind: KindName, field: str) -> FieldRule:
     return FieldRule(
         kind, field, ("visitor_id",), "pseudonymized", ("identifiers.visitor_id",),
         _VISITOR_HOW, _VISITOR_WHY,
-        part="visitor id", personal=True, overrides=(_VISITOR_NONE,), op="visitor_id",
+        part="visitor id", personal=True, op="visitor_id",
     )  # fmt: skip
 
 
@@ -218,7 +199,7 @@ def _url(
             "{token}, {id} as `url.redact` lists them; {ip}, {phone}, {card}, {iban} always; "
             "`;` matrix parameters are dropped",
             "What is left is the page's route, which every visitor of that page shares.",
-            part=path_part, personal=True, overrides=(_REDACT_NONE,), op="url_path",
+            part=path_part, personal=True, op="url_path",
         ),
         _route(kind, field, route),
         FieldRule(
@@ -227,7 +208,7 @@ def _url(
             "values of kept ones are redacted like path segments",
             "Only allow-listed parameters such as campaign tags survive; search terms, tokens "
             "and ids in the query are never stored.",
-            part="query", personal=True, overrides=(_QUERY_NONE,), op="query",
+            part="query", personal=True, op="query",
         ),
         FieldRule(
             kind, field, (), "dropped", (),
@@ -443,10 +424,6 @@ RULES: tuple[FieldRule, ...] = (
         "A ZIP5 or ZIP3 holds thousands of households; the ZIP+4 and delivery point, which name "
         "a household, are never stored.",
         part="routing code", personal=True, op="routing_zip",
-        overrides=(
-            Override("mail.routing_zip", '"none"', "dropped", "no part of the routing code "
-                     "is stored"),
-        ),
     ),
     _free(
         "mail_scan", "event",
@@ -754,24 +731,3 @@ def _toml(value: object) -> str:
 def setting_values(policy: Policy) -> dict[str, str]:
     """Every setting of `policy` (defaults included) as TOML text, keyed by `section.key`."""
     return {key: _toml(value) for key, value in policy_settings(policy).items()}
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """What a rule does under one policy, and the setting that decided it."""
-
-    operator: Operator
-    how: str
-    rule: str  # the deciding policy key, or the rule's keys, or "fixed rule"
-
-
-def applied(rule: FieldRule, policy: Policy) -> Applied:
-    """What `rule` does under `policy`, before any record is seen."""
-    if rule.identifier and rule.identifier not in policy.identifiers.fields:
-        how = f"{rule.identifier} is not in identifiers.fields: the column stays empty"
-        return Applied("dropped", how, "identifiers.fields")
-    settings = setting_values(policy)
-    for o in rule.overrides:
-        if settings[o.key] == o.value:
-            return Applied(o.operator, o.how, o.key)
-    return Applied(rule.operator, rule.how, rule.rule)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from anonymizer.geo import GRANULARITIES, generalize_geo
-from anonymizer.operators.operator import Operator, Outcome, Row, Sample, Step, ordered
+from anonymizer.operators.operator import Applied, Operator, Outcome, Row, Sample, Step, ordered
 from anonymizer.policy import Policy
 from anonymizer.rules import FieldRule
 from anonymizer.types import Enrichment, TenantContext
@@ -29,6 +29,11 @@ class Geo(Operator):
             row[country], row[region], row[city] = geo.country, geo.region, geo.city
 
         return step
+
+    def describe(self, rule: FieldRule, policy: Policy) -> Applied:
+        if policy.geo.granularity == "none":
+            return Applied("dropped", "no location is stored", "geo.granularity")
+        return super().describe(rule, policy)
 
     def effect(self, key: str, old: Policy, new: Policy) -> str:
         g, h = old.geo.granularity, new.geo.granularity

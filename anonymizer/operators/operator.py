@@ -4,8 +4,9 @@ A rule of `anonymizer.rules` names the operator that does it (`FieldRule.op`). U
 operator binds itself to the rule once (`bind`: the step that writes the rule's columns of a row,
 with every policy decision already taken), and the kind's compiled plan (`anonymizer.anonymize`)
 runs those steps for each record: the operators are what the row builders run. The same object
-says what it did to one record's field (`outcome`, what `anonymizer explain` prints) and what a
-change of a policy key it owns means (`effect`, what `anonymizer diff` prints). Each lives in its
+says what the rule does under a policy (`describe`, what the privacy doc prints), what it did to
+one record's field (`outcome`, what `anonymizer explain` prints) and what a change of a policy
+key it owns means (`effect`, what `anonymizer diff` prints). Each lives in its
 own module and is listed once in `anonymizer.operators.registry`.
 """
 
@@ -50,6 +51,15 @@ class Sample:
 
 
 @dataclass(frozen=True, slots=True)
+class Applied:
+    """What a rule does under one policy, and the setting that decided it."""
+
+    operator: OperatorName
+    how: str
+    rule: str  # the deciding policy key, or the rule's keys, or "fixed rule"
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What an operator did to one field (or part) of one record."""
 
@@ -63,6 +73,12 @@ class Operator:
 
     name: ClassVar[str]
     policy_keys: ClassVar[tuple[str, ...]] = ()  # the keys whose `effect` this operator owns
+
+    def describe(self, rule: FieldRule, policy: Policy) -> Applied:
+        """What `rule` does under `policy`, before any record is seen (the privacy doc, the
+        operator `explain` starts from, what `diff` compares): the rule's own operator and
+        wording unless a setting of this operator switches it off or changes it."""
+        return Applied(rule.operator, rule.how, rule.rule)
 
     def effect(self, key: str, old: Policy, new: Policy) -> str:
         """One sentence on what changing `key` (one of `policy_keys`) from its value in `old`

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from anonymizer.operators.operator import (
+    Applied,
     Operator,
     Outcome,
     Row,
@@ -49,6 +50,12 @@ class Pseudonym(Operator):
                 row[column] = pseudonymize(ctx.key, identifier, value(record))
 
         return with_consent
+
+    def describe(self, rule: FieldRule, policy: Policy) -> Applied:
+        if rule.identifier not in policy.identifiers.fields:
+            how = f"{rule.identifier} is not in identifiers.fields: the column stays empty"
+            return Applied("dropped", how, "identifiers.fields")
+        return super().describe(rule, policy)
 
     def effect(self, key: str, old: Policy, new: Policy) -> str:
         if key == "identifiers.fields":

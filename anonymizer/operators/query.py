@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from anonymizer.operators.operator import (
+    Applied,
     Operator,
     Outcome,
     Row,
@@ -32,6 +33,12 @@ class Query(Operator):
             row[column] = scrub(target(record))[1]
 
         return step
+
+    def describe(self, rule: FieldRule, policy: Policy) -> Applied:
+        if not policy.url.keep_query_params:
+            how = "the allowlist is empty: every parameter is dropped"
+            return Applied("dropped", how, "url.keep_query_params")
+        return super().describe(rule, policy)
 
     def effect(self, key: str, old: Policy, new: Policy) -> str:
         a, b = sorted(old.url.keep_query_params), sorted(new.url.keep_query_params)

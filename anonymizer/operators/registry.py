@@ -18,7 +18,7 @@ from anonymizer.operators.host import Host
 from anonymizer.operators.ip_family import IpFamily
 from anonymizer.operators.ip_prefix import IpPrefix
 from anonymizer.operators.keep import Keep
-from anonymizer.operators.operator import Operator
+from anonymizer.operators.operator import Applied, Operator
 from anonymizer.operators.pii import Pii
 from anonymizer.operators.properties import Properties
 from anonymizer.operators.pseudonym import Pseudonym
@@ -32,6 +32,7 @@ from anonymizer.operators.url_path import UrlPath
 from anonymizer.operators.user_agent import UserAgent
 from anonymizer.operators.visitor_id import VisitorId
 from anonymizer.policy import Policy
+from anonymizer.rules import FieldRule
 
 REGISTERED: tuple[Operator, ...] = (
     # field operators
@@ -78,6 +79,14 @@ BY_NAME: Mapping[str, Operator] = MappingProxyType({op.name: op for op in REGIST
 def by_name(name: str) -> Operator:
     """The registered operator called `name`."""
     return BY_NAME[name]
+
+
+def describe(rule: FieldRule, policy: Policy) -> Applied:
+    """What `rule` does under `policy`, as its operator says (a rule with no operator stores
+    nothing: what it declares)."""
+    if not rule.op:
+        return Applied(rule.operator, rule.how, rule.rule)
+    return BY_NAME[rule.op].describe(rule, policy)
 
 
 def effect(key: str, old: Policy, new: Policy) -> str:

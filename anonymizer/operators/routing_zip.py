@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from anonymizer.operators.operator import Operator, Outcome, Row, Sample, Step, ordered
+from anonymizer.operators.operator import Applied, Operator, Outcome, Row, Sample, Step, ordered
 from anonymizer.policy import ROUTING_ZIPS, Policy
 from anonymizer.rules import FieldRule
 from anonymizer.types import Enrichment, MailScanRecord, TenantContext
@@ -27,6 +27,11 @@ class RoutingZip(Operator):
             row[column] = routing[:digits] if len(routing) >= 5 else ""
 
         return step
+
+    def describe(self, rule: FieldRule, policy: Policy) -> Applied:
+        if policy.mail.routing_zip == "none":
+            return Applied("dropped", "no part of the routing code is stored", "mail.routing_zip")
+        return super().describe(rule, policy)
 
     def effect(self, key: str, old: Policy, new: Policy) -> str:
         z, y = old.mail.routing_zip, new.mail.routing_zip

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from anonymizer.detectors import PLACEHOLDERS
 from anonymizer.operators.operator import (
+    Applied,
     Operator,
     Outcome,
     Row,
@@ -38,6 +39,11 @@ class UrlPath(Operator):
             row[column] = path
 
         return step
+
+    def describe(self, rule: FieldRule, policy: Policy) -> Applied:
+        if not policy.url.rules:
+            return Applied("kept", "url.redact is empty: every segment is kept", "url.redact")
+        return super().describe(rule, policy)
 
     def effect(self, key: str, old: Policy, new: Policy) -> str:
         a, b = list(old.url.rules), list(new.url.rules)

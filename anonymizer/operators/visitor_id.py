@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from anonymizer.operators.operator import Operator, Outcome, Row, Sample, Step
+from anonymizer.operators.operator import Applied, Operator, Outcome, Row, Sample, Step
 from anonymizer.policy import Policy
 from anonymizer.pseudonym import DAY_MS, daily_visitor_id
 from anonymizer.rules import FieldRule
@@ -33,6 +33,12 @@ class VisitorId(Operator):
                     )
 
         return step
+
+    def describe(self, rule: FieldRule, policy: Policy) -> Applied:
+        if policy.identifiers.visitor_id == "none":
+            how = "no visitor id is made: the column stays empty"
+            return Applied("dropped", how, "identifiers.visitor_id")
+        return super().describe(rule, policy)
 
     def effect(self, key: str, old: Policy, new: Policy) -> str:
         if new.identifiers.visitor_id == "none":
