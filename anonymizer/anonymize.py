@@ -62,10 +62,11 @@ class Plan:
         row["key_epoch"] = ctx.key.epoch
         row["retention_days"] = self.days_for(ctx.plan)
         reason = ""
-        for gate in self.gates:
-            stored, reason = gate(record, row)
-            if not stored:
-                return None, reason
+        if self.gates:
+            for gate in self.gates:
+                stored, reason = gate(record, row)
+                if not stored:
+                    return None, reason
         for step in self.steps:
             step(record, enrichment, ctx, row)
         return self.finish(row), reason

@@ -1,14 +1,15 @@
 """`explain`: what the policy does to each field of one raw record, and to a policy change.
 
-The row shown is made by the real anonymize functions, so an explanation cannot describe rules
-other than the ones in force. Two things differ from ingest, and the explanation says so:
+The row shown is made by the real row builder (the operators bound under the policy), so an
+explanation cannot describe rules other than the ones in force. Two things differ from ingest, and the explanation says so:
 pseudonyms and visitor ids are made under a fixed demo key and salt, and no enrichment runs (no
 GeoIP database, no user-agent parsing), so those columns show their empty defaults.
 
 Raw JSON becomes a typed record and then a row through the kind registry (`anonymizer.kinds`),
-the very validator and row builder the collector runs. What was done to each field is said by
-the operator its rule names (`FieldRule.op`), and what a policy change means by the operator that
-owns the key (`anonymizer.operators.registry`).
+the very validator and row builder the collector runs. What a rule does under the policy, and
+what was done to each field, is said by the operator the rule names (`FieldRule.op`: `describe`,
+`outcome`), and what a policy change means by the operator that owns the key (`effect`, see
+`anonymizer.operators.registry`).
 Values of personal fields are masked: an explanation never repeats an address or identifier.
 """
 

@@ -9,6 +9,7 @@ column added later is covered without anyone having to remember it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -122,12 +123,8 @@ class Pii(Operator):
         return {column: path_of(rule)}
 
     def finish(self, policy: Policy, table: str) -> Finish:
-        named, sources, pii = NAMED_COLUMNS[table], FREE_TEXT_SOURCES.get(table, {}), policy.pii
-
-        def finish(row: Row) -> Row:
-            return _detect(named, sources, pii, row)
-
-        return finish
+        sources = FREE_TEXT_SOURCES.get(table, {})
+        return partial(_detect, NAMED_COLUMNS[table], sources, policy.pii)
 
     def effect(self, key: str, old: Policy, new: Policy) -> str:
         if key == "pii.digits":

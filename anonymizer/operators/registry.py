@@ -1,9 +1,11 @@
 """The one list of operators, explicit (no import magic), and the owner of each policy key.
 
-Adding an operator: one module beside this one (an `Operator` with its `bind`, `outcome` and
-the `effect` of the keys it owns), one entry below, and its name as `op` on the rules it does
-(`anonymizer.rules`); the row builders pick it up from there. Adding a policy key: one entry in
-its owner's `policy_keys` (a test checks every key of `policy_settings` has exactly one owner).
+Adding an operator: one module beside this one (an `Operator`: `bind` applies it, `describe`
+says what it does under a policy, `outcome` what it did to a record, `effect` what a change of a
+key it owns means), one entry below, and its name as `op` on the rules it does
+(`anonymizer.rules`); the row builders, `explain`, `diff` and the privacy doc pick it up from
+there. Adding a policy key: its field in `anonymizer.policy` and one entry in its owner's
+`policy_keys` (a test checks every key of `policy_settings` has exactly one owner).
 """
 
 from __future__ import annotations
