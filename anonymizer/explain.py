@@ -1,9 +1,10 @@
 """`explain`: what the policy does to each field of one raw record, and to a policy change.
 
 The row shown is made by the real row builder (the operators bound under the policy), so an
-explanation cannot describe rules other than the ones in force. Two things differ from ingest, and the explanation says so:
-pseudonyms and visitor ids are made under a fixed demo key and salt, and no enrichment runs (no
-GeoIP database, no user-agent parsing), so those columns show their empty defaults.
+explanation cannot describe rules other than the ones in force. Two things differ from ingest,
+and the explanation says so: pseudonyms and visitor ids are made under a fixed demo key and salt,
+and no enrichment runs (no GeoIP database, no user-agent parsing), so those columns show their
+empty defaults.
 
 Raw JSON becomes a typed record and then a row through the kind registry (`anonymizer.kinds`),
 the very validator and row builder the collector runs. What a rule does under the policy, and
