@@ -1,14 +1,16 @@
 """`explain`: what the policy does to each field of one raw record, and to a policy change.
 
-The row shown is made by the real anonymize functions, so an explanation cannot describe rules
-other than the ones in force. Two things differ from ingest, and the explanation says so:
-pseudonyms and visitor ids are made under a fixed demo key and salt, and no enrichment runs (no
-GeoIP database, no user-agent parsing), so those columns show their empty defaults.
+The row shown is made by the real row builder (the operators bound under the policy), so an
+explanation cannot describe rules other than the ones in force. Two things differ from ingest,
+and the explanation says so: pseudonyms and visitor ids are made under a fixed demo key and salt,
+and no enrichment runs (no GeoIP database, no user-agent parsing), so those columns show their
+empty defaults.
 
 Raw JSON becomes a typed record and then a row through the kind registry (`anonymizer.kinds`),
-the very validator and row builder the collector runs. What was done to each field is said by
-the operator its rule names (`FieldRule.op`), and what a policy change means by the operator that
-owns the key (`anonymizer.operators.registry`).
+the very validator and row builder the collector runs. What a rule does under the policy, and
+what was done to each field, is said by the operator the rule names (`FieldRule.op`: `describe`,
+`outcome`), and what a policy change means by the operator that owns the key (`effect`, see
+`anonymizer.operators.registry`).
 Values of personal fields are masked: an explanation never repeats an address or identifier.
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 from anonymizer.errors import RecordInvalid
 from anonymizer.kinds import Record
 from anonymizer.operators.operator import Sample, split_target
-from anonymizer.operators.registry import by_name, effect
+from anonymizer.operators.registry import by_name, describe, effect
 from anonymizer.policy import Policy, diff_settings, parse_policy
 from anonymizer.pseudonym import DAY_MS, PseudonymKey
 from anonymizer.rules import (
@@ -33,7 +35,6 @@ from anonymizer.rules import (
     FieldRule,
     KindName,
     Operator,
-    applied,
     input_fields,
     rules_for,
     rules_governed_by,
@@ -185,7 +186,7 @@ class _Explainer:
                 "consent.analytics_without_consent",
                 f"event not stored: {self.reason}",
             )
-        a = applied(rule, self.policy)
+        a = describe(rule, self.policy)
         if a.operator == "dropped" and a.how != rule.how:  # the policy switched the rule off
             return "dropped", a.rule, a.how
         if not rule.columns:
@@ -351,7 +352,7 @@ def _affected(key: str, old: Policy, new: Policy) -> tuple[str, ...]:
         if isinstance(rule, ColumnRule):
             lines.append(f"{rule.column} on every row of every record table")
             continue
-        before, after = applied(rule, old).operator, applied(rule, only).operator
+        before, after = describe(rule, old).operator, describe(rule, only).operator
         if before == after == "dropped" or (key == "identifiers.fields" and before == after):
             continue
         change = f"{before} -> {after}" if before != after else after

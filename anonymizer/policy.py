@@ -2,6 +2,12 @@
 
 Validation is strict: an unknown section or key is an error (a misspelt rule must never silently
 mean "no rule"), and every error names the key and, where it can be found, the line.
+
+Each key is declared ONCE, on the dataclass field that holds it (`key(default, read, ...)`, see
+`anonymizer.toml_reader`): its default, how it is read and checked, its TOML name when that
+differs, and how `policy_settings` shows it. A section is a `Policy` field whose dataclass
+declares its keys (`section(...)`). The parser, the known keys of every table and
+`policy_settings` are all derived from those fields.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
@@ -17,7 +23,23 @@ from typing import Any, Literal
 from anonymizer.detectors import ALL, DEFAULT_DIGITS, Detectors
 from anonymizer.errors import PolicyError
 from anonymizer.geo import GRANULARITIES, Granularity
-from anonymizer.toml_reader import TomlTable, line_of
+from anonymizer.toml_reader import (
+    Declared,
+    TomlTable,
+    boolean,
+    choice,
+    declared,
+    integer,
+    key,
+    known_keys,
+    line_of,
+    read_declared,
+    section,
+    settings_of,
+    sorted_list,
+    sorted_map,
+    strings,
+)
 from anonymizer.url import UrlScrubber
 
 Rotation = Literal["never", "daily", "monthly"]
@@ -49,26 +71,77 @@ IDENTIFIER_FIELDS = ("user_id", "session_id", "device_id", "imb.serial")
 DEFAULT_PLANS: Mapping[str, int] = MappingProxyType(
     {"free": 30, "standard": 395, "enterprise": 1095}
 )
+DEFAULT_KEEP_QUERY_PARAMS = ("utm_source", "utm_medium", "utm_campaign")
+DEFAULT_REDACT = ("email", "token", "uuid", "digits>=6")
+
+
+# --- checks of single keys ---------------------------------------------------------------------
+
+
+def _identifier_fields(t: TomlTable, name: str, default: frozenset[str]) -> frozenset[str]:
+    listed = t.str_list(name, sorted(default))  # default: all of them
+    for n, f in enumerate(listed):
+        if f not in IDENTIFIER_FIELDS:
+            raise t.fail(
+                name,
+                f"[{n}] {f!r} is not an identifier field; known: " + ", ".join(IDENTIFIER_FIELDS),
+            )
+    return frozenset(listed)
+
+
+def _plans(t: TomlTable, name: str, default: Mapping[str, int]) -> Mapping[str, int]:
+    table = t.at(t.dotted(name), t.mapping(name, default))
+    plans: dict[str, int] = {}
+    for plan, value in table.values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 36500:
+            raise table.fail(plan, "must be a whole number of days from 1 to 36500")
+        plans[plan] = value
+    return MappingProxyType(plans)
+
+
+def _digits(t: TomlTable, name: str, default: int) -> int:
+    digits = t.integer(name, default, 0, MAX_PII_DIGITS)
+    if 0 < digits < 4:
+        raise t.fail(name, "must be 0 (off) or from 4: shorter runs are ordinary")
+    return digits
+
+
+def _pii_fields(t: TomlTable, name: str, default: Mapping[str, str]) -> Mapping[str, PiiAction]:
+    per_field = t.table(name)
+    actions: dict[str, PiiAction] = {}
+    for f in per_field.values:
+        if f not in PII_FIELDS:
+            raise per_field.fail(f, "unknown field; known: " + ", ".join(PII_FIELDS))
+        actions[f] = per_field.choice(f, "replace", PII_ACTIONS)
+    return MappingProxyType(dict(sorted(actions.items())))
+
+
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+# --- the sections ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class IpPolicy:
-    ipv4_prefix: int = 24
-    ipv6_prefix: int = 48
+    # capped: a /32 (or a /128) is the full address, which the product never stores
+    ipv4_prefix: int = key(24, integer(0, MAX_IPV4_PREFIX))
+    ipv6_prefix: int = key(48, integer(0, MAX_IPV6_PREFIX))
 
 
 @dataclass(frozen=True, slots=True)
 class GeoPolicy:
-    granularity: Granularity = "city"
+    granularity: Granularity = key("city", choice(GRANULARITIES))
 
 
 @dataclass(frozen=True, slots=True)
 class IdentifiersPolicy:
     """Identifier fields listed here are pseudonymized; identifier fields not listed are dropped."""
 
-    fields: frozenset[str] = frozenset(IDENTIFIER_FIELDS)
-    rotation: Rotation = "monthly"
-    visitor_id: VisitorId = "none"
+    fields: frozenset[str] = key(frozenset(IDENTIFIER_FIELDS), _identifier_fields, show=sorted_list)
+    rotation: Rotation = key("monthly", choice(ROTATIONS))
+    visitor_id: VisitorId = key("none", choice(VISITOR_IDS))
 
     def epoch(self, now: datetime) -> str:
         """The key epoch in force at `now` (UTC): `0`, `2026-11` or `2026-11-25`."""
@@ -80,9 +153,21 @@ class IdentifiersPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class UrlKeys:
+    """The `[url]` keys; the policy holds them compiled (`UrlScrubber`)."""
+
+    keep_query_params: tuple[str, ...] = key(DEFAULT_KEEP_QUERY_PARAMS, strings, show=sorted_list)
+    redact: tuple[str, ...] = key(DEFAULT_REDACT, strings, show=list, attr="rules")
+
+
+def _url(values: dict[str, Any]) -> UrlScrubber:
+    return UrlScrubber.build(list(values["keep_query_params"]), list(values["redact"]))
+
+
+@dataclass(frozen=True, slots=True)
 class RetentionPolicy:
-    days: int = 395
-    plans: Mapping[str, int] = field(default_factory=lambda: DEFAULT_PLANS)
+    days: int = key(395, integer(1, 36500))
+    plans: Mapping[str, int] = key(None, _plans, show=sorted_map, factory=lambda: DEFAULT_PLANS)
 
     def days_for(self, plan: str) -> int:
         """Retention for a tenant's plan; `days` when the tenant has no plan."""
@@ -93,16 +178,16 @@ class RetentionPolicy:
 class MailPolicy:
     """How much of an IMb routing code (ZIP+4+delivery point: a household) is kept."""
 
-    routing_zip: RoutingZip = "zip5"
+    routing_zip: RoutingZip = key("zip5", choice(ROUTING_ZIPS))
 
 
 @dataclass(frozen=True, slots=True)
 class ConsentPolicy:
     """What happens to an analytics record the person did not consent to (or opted out of)."""
 
-    analytics_without_consent: WithoutConsent = "strip_identifiers"
-    honour_gpc: bool = True
-    honour_dnt: bool = True
+    analytics_without_consent: WithoutConsent = key("strip_identifiers", choice(WITHOUT_CONSENT))
+    honour_gpc: bool = key(True, boolean)
+    honour_dnt: bool = key(True, boolean)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +195,18 @@ class PiiPolicy:
     """What a detection of personal data in a kept field does: replace it by its placeholder
     (`{email}`, ...) or reject the record; per field, defaulting to `action`."""
 
-    action: PiiAction = "replace"
-    digits: int = DEFAULT_DIGITS  # a run of this many digits is an id; 0: not detected
-    fields: Mapping[str, PiiAction] = field(default_factory=lambda: MappingProxyType({}))
-    detectors: Detectors = ALL
+    action: PiiAction = key("replace", choice(PII_ACTIONS))
+    # a run of this many digits is an id; 0: not detected
+    digits: int = key(DEFAULT_DIGITS, _digits)
+    fields: Mapping[str, PiiAction] = key(None, _pii_fields, show=dict, factory=_empty)
+    detectors: Detectors = ALL  # compiled from `digits`
 
     def action_for(self, name: str) -> PiiAction:
         return self.fields.get(name, self.action)
+
+
+def _pii(values: dict[str, Any]) -> PiiPolicy:
+    return PiiPolicy(**values, detectors=Detectors.build(None, values["digits"] or None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,22 +214,34 @@ class ReportsPolicy:
     """How small a group the reports may show: a group with fewer than `min_k` distinct subjects
     is merged into "(other)" or suppressed, and no caller may ask for a smaller k."""
 
-    min_k: int = DEFAULT_MIN_K
+    # k >= 2: a "group" of one subject is that subject; the report's k parameter is a UInt32
+    min_k: int = key(DEFAULT_MIN_K, integer(2, 2**32 - 1))
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    version: int
-    ip: IpPolicy
-    geo: GeoPolicy
-    identifiers: IdentifiersPolicy
-    url: UrlScrubber
-    retention: RetentionPolicy
-    mail: MailPolicy = MailPolicy()
-    consent: ConsentPolicy = ConsentPolicy()
-    unknown_fields: UnknownFields = DEFAULT_UNKNOWN_FIELDS
-    pii: PiiPolicy = PiiPolicy()
-    reports: ReportsPolicy = ReportsPolicy()
+    """The policy in force. Its fields, in order, are the keys and sections of the file as
+    `policy_settings` lists them (and the audit log, `diff` and the privacy doc after it)."""
+
+    version: int = key(None, integer(1, 2**31 - 1))
+    ip: IpPolicy = section(IpPolicy)
+    geo: GeoPolicy = section(GeoPolicy)
+    identifiers: IdentifiersPolicy = section(IdentifiersPolicy)
+    url: UrlScrubber = section(UrlKeys, _url)
+    mail: MailPolicy = section(MailPolicy)
+    consent: ConsentPolicy = section(ConsentPolicy)
+    unknown_fields: UnknownFields = key(
+        DEFAULT_UNKNOWN_FIELDS, choice(UNKNOWN_FIELDS), name="records.unknown_fields"
+    )
+    pii: PiiPolicy = section(PiiPolicy, _pii)
+    retention: RetentionPolicy = section(RetentionPolicy)
+    reports: ReportsPolicy = section(ReportsPolicy)
+
+
+# --- derived from the declarations --------------------------------------------------------------
+
+SETTINGS: tuple[Declared, ...] = declared(Policy)  # every key, in the order of `policy_settings`
+KNOWN_KEYS: Mapping[str, frozenset[str]] = known_keys(SETTINGS)
 
 
 def default_policy() -> Policy:
@@ -160,16 +262,12 @@ def merge_docs(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     """`base` with every key that `override` names replaced; tables merge key by key, so a
     tenant file overrides only what it names."""
     out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_docs(out[key], value)
+    for name, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(name), dict):
+            out[name] = merge_docs(out[name], value)
         else:
-            out[key] = value
+            out[name] = value
     return out
-
-
-DEFAULT_KEEP_QUERY_PARAMS = ("utm_source", "utm_medium", "utm_campaign")
-DEFAULT_REDACT = ("email", "token", "uuid", "digits>=6")
 
 
 def parse_policy(text: str, base: str | None = None) -> Policy:
@@ -189,138 +287,20 @@ def parse_policy(text: str, base: str | None = None) -> Policy:
         return PolicyError(dotted, reason, line_of(texts, dotted))
 
     r = TomlTable(doc, "", error)
-    _check_unknown(r)
-    version = r.integer("version", None, 1, 2**31 - 1)
-    t, d = r.table("ip"), IpPolicy()
-    ip = IpPolicy(
-        # capped: a /32 (or a /128) is the full address, which the product never stores
-        ipv4_prefix=t.integer("ipv4_prefix", d.ipv4_prefix, 0, MAX_IPV4_PREFIX),
-        ipv6_prefix=t.integer("ipv6_prefix", d.ipv6_prefix, 0, MAX_IPV6_PREFIX),
-    )
-    geo = GeoPolicy(r.table("geo").choice("granularity", GeoPolicy().granularity, GRANULARITIES))
-    t, i = r.table("identifiers"), IdentifiersPolicy()
-    fields = t.str_list("fields", sorted(i.fields))  # default: all of them
-    for n, f in enumerate(fields):
-        if f not in IDENTIFIER_FIELDS:
-            raise t.fail(
-                "fields",
-                f"[{n}] {f!r} is not an identifier field; known: " + ", ".join(IDENTIFIER_FIELDS),
-            )
-    identifiers = IdentifiersPolicy(
-        fields=frozenset(fields),
-        rotation=t.choice("rotation", i.rotation, ROTATIONS),
-        visitor_id=t.choice("visitor_id", i.visitor_id, VISITOR_IDS),
-    )
-    t = r.table("url")
-    keep = t.str_list("keep_query_params", DEFAULT_KEEP_QUERY_PARAMS)
-    redact = t.str_list("redact", DEFAULT_REDACT)
+    for table, names in KNOWN_KEYS.items():
+        (r.table(table) if table else r).check_known(names)
     try:
-        url = UrlScrubber.build(keep, redact)
-    except PolicyError as e:
-        raise PolicyError(e.key, e.reason, line_of(texts, "url.redact")) from e
-    t, rd = r.table("retention"), RetentionPolicy()
-    days = t.integer("days", rd.days, 1, 36500)
-    plans_table = t.at(t.dotted("plans"), t.mapping("plans", rd.plans))
-    plans: dict[str, int] = {}
-    for name, value in plans_table.values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 36500:
-            raise plans_table.fail(name, "must be a whole number of days from 1 to 36500")
-        plans[name] = value
-    retention = RetentionPolicy(days=days, plans=MappingProxyType(plans))
-    mail = MailPolicy(r.table("mail").choice("routing_zip", MailPolicy().routing_zip, ROUTING_ZIPS))
-    t, c = r.table("consent"), ConsentPolicy()
-    consent = ConsentPolicy(
-        analytics_without_consent=t.choice(
-            "analytics_without_consent", c.analytics_without_consent, WITHOUT_CONSENT
-        ),
-        honour_gpc=t.boolean("honour_gpc", c.honour_gpc),
-        honour_dnt=t.boolean("honour_dnt", c.honour_dnt),
-    )
-    unknown = r.table("records").choice("unknown_fields", DEFAULT_UNKNOWN_FIELDS, UNKNOWN_FIELDS)
-    # k >= 2: a "group" of one subject is that subject; the report's k parameter is a UInt32
-    reports = ReportsPolicy(
-        r.table("reports").integer("min_k", ReportsPolicy().min_k, 2, 2**32 - 1)
-    )
-    return Policy(
-        version, ip, geo, identifiers, url, retention, mail, consent, unknown, _pii(r), reports
-    )
-
-
-def _pii(r: TomlTable) -> PiiPolicy:
-    t, d = r.table("pii"), PiiPolicy()
-    action = t.choice("action", d.action, PII_ACTIONS)
-    digits = t.integer("digits", d.digits, 0, MAX_PII_DIGITS)
-    if 0 < digits < 4:
-        raise t.fail("digits", "must be 0 (off) or from 4: shorter runs are ordinary")
-    per_field = t.table("fields")
-    fields: dict[str, PiiAction] = {}
-    for name in per_field.values:
-        if name not in PII_FIELDS:
-            raise per_field.fail(name, "unknown field; known: " + ", ".join(PII_FIELDS))
-        fields[name] = per_field.choice(name, d.action, PII_ACTIONS)
-    detectors = Detectors.build(None, digits or None)
-    return PiiPolicy(action, digits, MappingProxyType(dict(sorted(fields.items()))), detectors)
-
-
-def _check_unknown(r: TomlTable) -> None:
-    for section, known in _SECTIONS.items():
-        (r.table(section) if section else r).check_known(known)
-
-
-_SECTIONS: Mapping[str, frozenset[str]] = {
-    "": frozenset(
-        {
-            "version",
-            "ip",
-            "geo",
-            "identifiers",
-            "url",
-            "retention",
-            "mail",
-            "consent",
-            "records",
-            "pii",
-            "reports",
-        }
-    ),
-    "ip": frozenset({"ipv4_prefix", "ipv6_prefix"}),
-    "geo": frozenset({"granularity"}),
-    "identifiers": frozenset({"fields", "rotation", "visitor_id"}),
-    "url": frozenset({"keep_query_params", "redact"}),
-    "retention": frozenset({"days", "plans"}),
-    "mail": frozenset({"routing_zip"}),
-    "consent": frozenset({"analytics_without_consent", "honour_gpc", "honour_dnt"}),
-    "records": frozenset({"unknown_fields"}),
-    "pii": frozenset({"action", "digits", "fields"}),
-    "reports": frozenset({"min_k"}),
-}
+        return read_declared(Policy, r, SETTINGS)
+    except PolicyError as e:  # a compiled section (the URL rules) refuses a value: name its line
+        if e.line is not None:
+            raise
+        raise PolicyError(e.key, e.reason, line_of(texts, e.key.partition("[")[0])) from e
 
 
 def policy_settings(policy: Policy) -> dict[str, Any]:
     """Every setting in force, flattened to `section.key` (defaults included): what the policy
     API shows and what a diff compares."""
-    return {
-        "version": policy.version,
-        "ip.ipv4_prefix": policy.ip.ipv4_prefix,
-        "ip.ipv6_prefix": policy.ip.ipv6_prefix,
-        "geo.granularity": policy.geo.granularity,
-        "identifiers.fields": sorted(policy.identifiers.fields),
-        "identifiers.rotation": policy.identifiers.rotation,
-        "identifiers.visitor_id": policy.identifiers.visitor_id,
-        "url.keep_query_params": sorted(policy.url.keep_query_params),
-        "url.redact": list(policy.url.rules),
-        "mail.routing_zip": policy.mail.routing_zip,
-        "consent.analytics_without_consent": policy.consent.analytics_without_consent,
-        "consent.honour_gpc": policy.consent.honour_gpc,
-        "consent.honour_dnt": policy.consent.honour_dnt,
-        "records.unknown_fields": policy.unknown_fields,
-        "pii.action": policy.pii.action,
-        "pii.digits": policy.pii.digits,
-        "pii.fields": dict(policy.pii.fields),
-        "retention.days": policy.retention.days,
-        "retention.plans": dict(sorted(policy.retention.plans.items())),
-        "reports.min_k": policy.reports.min_k,
-    }
+    return settings_of(policy, SETTINGS)
 
 
 def diff_settings(old: Policy, new: Policy) -> list[tuple[str, Any, Any]]:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from anonymizer.ddl import Table, View, parse
 from anonymizer.detectors import MAX_DECODE_ROUNDS
+from anonymizer.operators.registry import describe
 from anonymizer.policy import Policy
 from anonymizer.rules import (
     KINDS,
@@ -30,7 +31,6 @@ from anonymizer.rules import (
     Rollup,
     RollupColumn,
     RollupOperation,
-    applied,
     rollup_columns,
     rules_for,
     setting_values,
@@ -78,7 +78,7 @@ def _under(rule: FieldRule | ColumnRule, policy: Policy, settings: Mapping[str, 
     if isinstance(rule, ColumnRule):
         keys = [_setting(k, settings) for k in rule.policy_keys]
         return f"**{rule.operator}**: {rule.how}" + (f" ({', '.join(keys)})" if keys else "")
-    a = applied(rule, policy)
+    a = describe(rule, policy)
     if rule.identifier:
         listed = "listed" if rule.identifier in policy.identifiers.fields else "not listed"
         keys = [f"`{rule.identifier}` {listed} in `identifiers.fields`"]
@@ -133,7 +133,7 @@ def _table_section(table: Table, policy: Policy, settings: Mapping[str, str]) ->
         for rule in rules_for(kind.name):
             columns = ", ".join(f"`{c}`" for c in rule.columns) or "none: not stored"
             lines.append(
-                f"| {_cell(_source(rule))} | {applied(rule, policy).operator} | {columns} |"
+                f"| {_cell(_source(rule))} | {describe(rule, policy).operator} | {columns} |"
             )
     return [*lines, ""]
 
@@ -194,7 +194,7 @@ def _rollups_intro(views: Mapping[str, View]) -> list[str]:
 
 def _never_stored(rule: FieldRule, policy: Policy) -> bool:
     """No column at all, or a column the policy leaves empty."""
-    a = applied(rule, policy)
+    a = describe(rule, policy)
     return not rule.columns or (a.operator == "dropped" and a.how != rule.how)
 
 
@@ -289,7 +289,7 @@ def render_privacy_doc(policy: Policy, sql_texts: Mapping[str, str]) -> str:
     lines += [
         "## Never stored under this policy",
         "",
-        *(f"- `{KINDS[r.kind].name}`: {_source(r)}: {applied(r, policy).how}" for r in never),
+        *(f"- `{KINDS[r.kind].name}`: {_source(r)}: {describe(r, policy).how}" for r in never),
         "- any field no rule names: "
         + (
             'dropped (`records.unknown_fields = "drop"`)'

@@ -12,9 +12,10 @@ each rollup column, the columns of the anonymized source table it is made from, 
 (grouped by, counted, summed, sketched, quantiles) and why it is not personal data. The doc
 generator checks each against the view's SELECT.
 
-Each field rule names the registered operator that does it (`op`, see `anonymizer.operators`);
-`explain` asks that operator what it did to one record. The table describes `anonymize.py`; it
-does not drive it. Tests check the two agree.
+Each field rule names the registered operator that does it (`op`, see `anonymizer.operators`):
+under a policy that operator is bound to the rule and run by the kind's row builder
+(`anonymizer.anonymize`), so the table drives what is stored; `explain` asks the same operator
+what it did to one record.
 """
 
 from __future__ import annotations
@@ -44,16 +45,6 @@ FIXED_RULE = "fixed rule"
 
 
 @dataclass(frozen=True, slots=True)
-class Override:
-    """Under this policy setting the rule does something else (e.g. geo `none`: dropped)."""
-
-    key: str
-    value: str  # the setting's value as `setting_values` renders it (TOML syntax)
-    operator: Operator
-    how: str
-
-
-@dataclass(frozen=True, slots=True)
 class FieldRule:
     """What one input field (or one part of it) becomes in the kind's table."""
 
@@ -67,9 +58,8 @@ class FieldRule:
     part: str = ""  # which part of the field, when one field feeds several rules
     personal: bool = False  # the raw value may identify a person: never shown in full
     identifier: str = ""  # the `identifiers.fields` entry that switches the pseudonym on
-    overrides: tuple[Override, ...] = ()
-    # the registered operator (anonymizer.operators.registry) that says what this rule did to
-    # one record's field; empty: the rule's declared operator under the policy, no detail
+    # the registered operator (anonymizer.operators.registry) that does this rule: bound to it
+    # under a policy, it writes the rule's columns; empty: the rule stores nothing (a fragment)
     op: str = ""
 
     @property
@@ -115,18 +105,13 @@ _CONSENT_KEYS = (
 _PSEUDONYM_HOW = (
     "keyed BLAKE2b-128 (hex) of the field name and value under the tenant's key for the key epoch"
 )
-_GEO_NONE = Override("geo.granularity", '"none"', "dropped", "no location is stored")
-_REDACT_NONE = Override("url.redact", "[]", "kept", "url.redact is empty: every segment is kept")
-_QUERY_NONE = Override(
-    "url.keep_query_params", "[]", "dropped", "the allowlist is empty: every parameter is dropped"
-)
 
 
 def _time(kind: KindName) -> FieldRule:
     return FieldRule(
         kind, "time", ("time",), "kept", (),
         "stored as sent, to the millisecond (absent: the receive time)",
-        "A time says when something happened, not who did it.",
+        "A time says when something happened, not who did it.", op="time",
     )  # fmt: skip
 
 
@@ -153,7 +138,7 @@ def _ip(kind: KindName) -> tuple[FieldRule, ...]:
             "configured level (finer levels stored empty)",
             "A country, region or city is shared by many people; the address it came from is "
             "not stored.",
-            part="geo", personal=True, overrides=(_GEO_NONE,), op="geo",
+            part="geo", personal=True, op="geo",
         ),
         _visitor_id(kind, "ip"),
     )  # fmt: skip
@@ -167,16 +152,13 @@ _VISITOR_WHY = (
     "Pseudonymous for one day: once the day's salt is destroyed nothing links the id to the "
     "address, the agent or any other day."
 )
-_VISITOR_NONE = Override(
-    "identifiers.visitor_id", '"none"', "dropped", "no visitor id is made: the column stays empty"
-)
 
 
 def _visitor_id(kind: KindName, field: str) -> FieldRule:
     return FieldRule(
         kind, field, ("visitor_id",), "pseudonymized", ("identifiers.visitor_id",),
         _VISITOR_HOW, _VISITOR_WHY,
-        part="visitor id", personal=True, overrides=(_VISITOR_NONE,), op="visitor_id",
+        part="visitor id", personal=True, op="visitor_id",
     )  # fmt: skip
 
 
@@ -217,7 +199,7 @@ def _url(
             "{token}, {id} as `url.redact` lists them; {ip}, {phone}, {card}, {iban} always; "
             "`;` matrix parameters are dropped",
             "What is left is the page's route, which every visitor of that page shares.",
-            part=path_part, personal=True, overrides=(_REDACT_NONE,), op="url_path",
+            part=path_part, personal=True, op="url_path",
         ),
         _route(kind, field, route),
         FieldRule(
@@ -226,7 +208,7 @@ def _url(
             "values of kept ones are redacted like path segments",
             "Only allow-listed parameters such as campaign tags survive; search terms, tokens "
             "and ids in the query are never stored.",
-            part="query", personal=True, overrides=(_QUERY_NONE,), op="query",
+            part="query", personal=True, op="query",
         ),
         FieldRule(
             kind, field, (), "dropped", (),
@@ -238,7 +220,7 @@ def _url(
 
 
 def _kept(kind: KindName, field: str, how: str, why: str, column: str = "") -> FieldRule:
-    return FieldRule(kind, field, (column or field,), "kept", (), how, why)
+    return FieldRule(kind, field, (column or field,), "kept", (), how, why, op="keep")
 
 
 PII_KEYS = ("pii.action", "pii.fields", "pii.digits")
@@ -264,7 +246,7 @@ RULES: tuple[FieldRule, ...] = (
         "access_log", "method", ("method",), "kept", PII_KEYS,
         "upper-cased (letters and `-` only, checked on input); goes through the detectors like "
         "free text",
-        "An HTTP method is one of a handful of protocol words.",
+        "An HTTP method is one of a handful of protocol words.", op="keep",
     ),
     FieldRule(
         "access_log", "host", ("host",), "redacted", (),
@@ -414,19 +396,19 @@ RULES: tuple[FieldRule, ...] = (
         "mail_scan", "imb", ("barcode_id",), "kept", (),
         "the 2-digit barcode id, as decoded",
         "The barcode id is a presort code shared by the pieces of a mailing.",
-        part="barcode id", personal=True,
+        part="barcode id", personal=True, op="keep",
     ),
     FieldRule(
         "mail_scan", "imb", ("service_type",), "kept", (),
         "the 3-digit service type, as decoded",
         "The service type names the mail class and services, shared by a whole mailing.",
-        part="service type", personal=True,
+        part="service type", personal=True, op="keep",
     ),
     FieldRule(
         "mail_scan", "imb", ("mailer_id",), "kept", (),
         "the 6- or 9-digit mailer id, as decoded",
         "The mailer id names the business that sent the mail, not its recipient.",
-        part="mailer id", personal=True,
+        part="mailer id", personal=True, op="keep",
     ),
     FieldRule(
         "mail_scan", "imb", ("serial_pseudonym",), "pseudonymized", _PSEUDONYM_KEYS,
@@ -442,10 +424,6 @@ RULES: tuple[FieldRule, ...] = (
         "A ZIP5 or ZIP3 holds thousands of households; the ZIP+4 and delivery point, which name "
         "a household, are never stored.",
         part="routing code", personal=True, op="routing_zip",
-        overrides=(
-            Override("mail.routing_zip", '"none"', "dropped", "no part of the routing code "
-                     "is stored"),
-        ),
     ),
     _free(
         "mail_scan", "event",
@@ -753,24 +731,3 @@ def _toml(value: object) -> str:
 def setting_values(policy: Policy) -> dict[str, str]:
     """Every setting of `policy` (defaults included) as TOML text, keyed by `section.key`."""
     return {key: _toml(value) for key, value in policy_settings(policy).items()}
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """What a rule does under one policy, and the setting that decided it."""
-
-    operator: Operator
-    how: str
-    rule: str  # the deciding policy key, or the rule's keys, or "fixed rule"
-
-
-def applied(rule: FieldRule, policy: Policy) -> Applied:
-    """What `rule` does under `policy`, before any record is seen."""
-    if rule.identifier and rule.identifier not in policy.identifiers.fields:
-        how = f"{rule.identifier} is not in identifiers.fields: the column stays empty"
-        return Applied("dropped", how, "identifiers.fields")
-    settings = setting_values(policy)
-    for o in rule.overrides:
-        if settings[o.key] == o.value:
-            return Applied(o.operator, o.how, o.key)
-    return Applied(rule.operator, rule.how, rule.rule)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from anonymizer.operators.operator import Operator, Outcome, Sample
+from anonymizer.consent import consent_decision
+from anonymizer.operators.operator import Gate, Operator, Outcome, Row, Sample
 from anonymizer.policy import Policy
 from anonymizer.rules import FieldRule
 
@@ -12,12 +13,28 @@ _NO_CONSENT = "usage events without analytics consent (or with GPC / DNT honoure
 
 
 class Consent(Operator):
+    """A gate: it decides for the whole record (stored, stripped of identifiers or dropped)
+    before any field is made. Its three rules (consent, gpc, dnt) share it."""
+
     name: ClassVar[str] = "consent"
     policy_keys: ClassVar[tuple[str, ...]] = (
         "consent.analytics_without_consent",
         "consent.honour_gpc",
         "consent.honour_dnt",
     )
+
+    def gate(self, rule: FieldRule, policy: Policy) -> Gate:
+        settings = policy.consent
+        stripped, why = rule.columns  # identifiers_stripped, consent_reason
+
+        def gate(record: Any, row: Row) -> tuple[bool, str]:
+            decision, reason = consent_decision(settings, record.consent)
+            if decision == "drop":
+                return False, reason
+            row[stripped], row[why] = decision != "keep", reason
+            return True, reason
+
+        return gate
 
     def effect(self, key: str, old: Policy, new: Policy) -> str:
         if key == "consent.analytics_without_consent":

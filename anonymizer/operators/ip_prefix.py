@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from anonymizer.operators.operator import Operator, Outcome, Sample, finer
+from anonymizer.ip import truncate_ip
+from anonymizer.operators.operator import Operator, Outcome, Row, Sample, Step, field_of, finer
 from anonymizer.policy import Policy
 from anonymizer.rules import FieldRule
+from anonymizer.types import Enrichment, TenantContext
 
 
 class IpPrefix(Operator):
     name: ClassVar[str] = "ip_prefix"
     policy_keys: ClassVar[tuple[str, ...]] = ("ip.ipv4_prefix", "ip.ipv6_prefix")
+
+    def bind(self, rule: FieldRule, policy: Policy) -> Step:
+        v4, v6 = policy.ip.ipv4_prefix, policy.ip.ipv6_prefix
+        address, (column,) = field_of(rule), rule.columns
+
+        def step(record: Any, e: Enrichment, ctx: TenantContext, row: Row) -> None:
+            ip = address(record)
+            row[column] = truncate_ip(ip, v4, v6) if ip is not None else ""
+
+        return step
 
     def effect(self, key: str, old: Policy, new: Policy) -> str:
         if key == "ip.ipv4_prefix":

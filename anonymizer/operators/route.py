@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from anonymizer.operators.operator import Operator, Outcome, Sample, placeholders, split_target
-from anonymizer.rules import FieldRule
+from anonymizer.operators.operator import (
+    Operator,
+    Outcome,
+    Row,
+    Sample,
+    Step,
+    placeholders,
+    split_target,
+)
+from anonymizer.policy import Policy
+from anonymizer.rules import FieldRule, rules_for
+from anonymizer.types import Enrichment, TenantContext
+from anonymizer.url import route_template
 
 
 class Route(Operator):
+    """Made from the stored (redacted) path: the column the field's `url_path` rule writes,
+    which runs before it."""
+
     name: ClassVar[str] = "route"
+
+    def bind(self, rule: FieldRule, policy: Policy) -> Step:
+        (path,) = next(
+            r.columns for r in rules_for(rule.kind) if r.field == rule.field and r.op == "url_path"
+        )
+        (column,) = rule.columns
+
+        def step(record: Any, e: Enrichment, ctx: TenantContext, row: Row) -> None:
+            row[column] = route_template(row[path])
+
+        return step
 
     def outcome(self, rule: FieldRule, sample: Sample) -> Outcome:
         before = split_target(sample.target)[0]

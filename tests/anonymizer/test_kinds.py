@@ -5,17 +5,20 @@ ones everybody runs, and it holds no HTTP route."""
 import subprocess
 import sys
 from dataclasses import fields
+from pathlib import Path
 from typing import Any, get_args
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from anonymizer.anonymize import compile_plan
+from anonymizer.ddl import parse_schema
 from anonymizer.errors import RecordInvalid
 from anonymizer.explain import demo_context
-from anonymizer.kinds import KIND_NAMES, KINDS, RECORD_TABLES, Kind, KindName
-from anonymizer.policy import IDENTIFIER_FIELDS, default_policy
-from anonymizer.rules import RULES, input_fields, rules_for
+from anonymizer.kinds import KIND_NAMES, KINDS, RECORD_TABLES, Kind, KindName, plans
+from anonymizer.policy import IDENTIFIER_FIELDS, default_policy, parse_policy
+from anonymizer.rules import RULES, STAMPED, input_fields, rules_for
 from anonymizer.types import Enrichment
 from anonymizer.validate import TimeWindow
 
@@ -94,3 +97,44 @@ def test_each_required_field_is_required_by_the_validator(name: KindName) -> Non
         with pytest.raises(RecordInvalid) as e:
             kind.validate(raw, WINDOW)
         assert (e.value.field, e.value.error) == (field, "is required")
+
+
+def test_a_kinds_columns_are_its_tables_in_schema_order() -> None:
+    """The row starts from `Kind.columns`: exactly the table's columns, in the order the
+    migrations leave them (ALTER ... AFTER included), so rows and `explain` show that order."""
+    sql = Path(__file__).resolve().parents[2] / "sql"
+    tables = parse_schema({p.name: p.read_text() for p in sorted(sql.glob("*.sql"))})
+    for kind in KINDS.values():
+        assert kind.columns == tuple(c.name for c in tables[kind.table].columns), kind.name
+
+
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_every_column_of_a_row_is_written_by_a_rule_or_stamped(name: KindName) -> None:
+    kind = KINDS[name]
+    record = kind.validate(REQUIRED[name], WINDOW)
+    row, _ = kind.build(default_policy(), demo_context(record.time_ms), record, Enrichment())
+    assert row is not None and tuple(row) == kind.columns
+    ruled = {c for r in rules_for(name) if r.op for c in r.columns}
+    assert ruled | {s.column for s in STAMPED} == set(kind.columns)
+    assert all(r.op or not r.columns for r in rules_for(name))  # a rule that stores names its op
+
+
+def test_plans_are_compiled_once_per_policy_object() -> None:
+    policy = parse_policy("version = 3\n")
+    first = plans(policy)
+    assert plans(policy) is first
+    assert set(first) == set(KINDS)
+    equal = parse_policy("version = 3\n")  # an equal policy is another object: its own plans
+    assert plans(equal) is not first and plans(equal) is plans(equal)
+
+
+def test_the_plan_binds_the_policy_once() -> None:
+    """A switched-off rule binds no step (its column stays empty), and shared operators (the
+    visitor id of two fields, the three consent signals) bind once."""
+    on = parse_policy('version = 1\n[identifiers]\nvisitor_id = "daily"\n')
+    off = parse_policy('version = 1\n[identifiers]\nvisitor_id = "none"\nfields = []\n')
+    assert (
+        len(compile_plan(off, "access_log").steps) == len(compile_plan(on, "access_log").steps) - 3
+    )
+    assert len(compile_plan(on, "event").gates) == 1
+    assert compile_plan(on, "access_log").gates == ()

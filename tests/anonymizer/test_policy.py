@@ -5,6 +5,8 @@ import pytest
 from anonymizer.errors import PolicyError
 from anonymizer.policy import (
     DEFAULT_UNKNOWN_FIELDS,
+    KNOWN_KEYS,
+    SETTINGS,
     ConsentPolicy,
     GeoPolicy,
     IdentifiersPolicy,
@@ -15,6 +17,7 @@ from anonymizer.policy import (
     RetentionPolicy,
     default_policy,
     parse_policy,
+    policy_settings,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,3 +98,41 @@ def test_a_policy_naming_only_its_version_is_the_dataclass_defaults() -> None:
     assert dict(p.retention.plans) == dict(RetentionPolicy().plans)
     assert (p.pii.action, p.pii.digits, dict(p.pii.fields)) == ("replace", PiiPolicy().digits, {})
     assert p.unknown_fields == DEFAULT_UNKNOWN_FIELDS
+
+
+def test_each_key_is_declared_once_and_the_known_keys_follow() -> None:
+    """The parser, the known keys and `policy_settings` are derived from one declaration per
+    key (the dataclass field): the tables below are what was once written out by hand."""
+    dotted = [d.dotted for d in SETTINGS]
+    assert len(dotted) == len(set(dotted)) == 20
+    assert dotted == list(policy_settings(default_policy()))
+    assert {
+        "": {"version", "ip", "geo", "identifiers", "url", "retention", "mail", "consent",
+             "records", "pii", "reports"},
+        "ip": {"ipv4_prefix", "ipv6_prefix"},
+        "geo": {"granularity"},
+        "identifiers": {"fields", "rotation", "visitor_id"},
+        "url": {"keep_query_params", "redact"},
+        "retention": {"days", "plans"},
+        "mail": {"routing_zip"},
+        "consent": {"analytics_without_consent", "honour_gpc", "honour_dnt"},
+        "records": {"unknown_fields"},
+        "pii": {"action", "digits", "fields"},
+        "reports": {"min_k"},
+    } == KNOWN_KEYS  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("version = 1\n[records]\nsort = 1\n", "records.sort", "unknown key"),
+        ("version = 1\nrecords = 3\n", "records", "must be a table"),
+        ("version = 1\n[url]\nredact = ['x']\n", "url.redact[0]",
+         "unknown rule 'x'; known: email, token, uuid, digits>=N"),
+    ],
+)  # fmt: skip
+def test_derived_parser_refuses_in_the_same_words(text: str, key: str, reason: str) -> None:
+    with pytest.raises(PolicyError) as e:
+        parse_policy(text)
+    assert (e.value.key, e.value.reason) == (key, reason)
+    assert e.value.line == (3 if key.startswith("url") else 2 if "sort" not in key else 3)

@@ -2,13 +2,28 @@
 value in the same words, naming the dotted key, through the error its caller chooses."""
 
 import tomllib
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anonymizer.toml_reader import TomlTable, line_of
+from anonymizer.toml_reader import (
+    TomlTable,
+    boolean,
+    choice,
+    declared,
+    integer,
+    key,
+    known_keys,
+    line_of,
+    read_declared,
+    section,
+    settings_of,
+    sorted_list,
+    strings,
+)
 
 
 class Refused(Exception):
@@ -81,3 +96,62 @@ def test_line_of_a_key_its_enclosing_key_and_the_base() -> None:
     assert line_of([override, base], "pii.fields.url") == 3  # inline: the enclosing key
     assert line_of([override, base], "retention.plans.free") == 5
     assert line_of([override, base], "mail.routing_zip") is None
+
+
+# --- keys declared on dataclass fields ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Limits:
+    size: int = key(10, integer(1, 99))
+    names: tuple[str, ...] = key(("b", "a"), strings, show=sorted_list)
+    compiled: frozenset[str] = key(frozenset(), strings, name="raw", attr="compiled")
+
+
+def _compile(values: dict[str, Any]) -> "_Compiled":
+    return _Compiled(values["size"], tuple(values["names"]), frozenset(values["compiled"]))
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    size: int
+    names: tuple[str, ...]
+    compiled: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Root:
+    version: int = key(None, integer(1, 9))
+    mode: str = key("on", choice(("on", "off")), name="other.mode")
+    limits: _Compiled = section(_Limits, _compile)
+    flag: bool = key(True, boolean)
+
+
+DECLARED = declared(_Root)
+
+
+def test_declared_keys_give_the_known_keys_of_every_table() -> None:
+    assert [d.dotted for d in DECLARED] == [
+        "version", "other.mode", "limits.size", "limits.names", "limits.raw", "flag",
+    ]  # fmt: skip
+    assert known_keys(DECLARED) == {
+        "": {"version", "other", "limits", "flag"},
+        "other": {"mode"},
+        "limits": {"size", "names", "raw"},
+    }
+
+
+def test_read_declared_reads_defaults_checks_and_builds_sections() -> None:
+    assert _Root(1).limits == _Compiled(10, ("b", "a"), frozenset())  # the section's default
+    root = read_declared(_Root, _reader("version = 2\n[limits]\nraw = ['x']\n"), DECLARED)
+    assert root == _Root(2, "on", _Compiled(10, ("b", "a"), frozenset({"x"})), True)
+    assert settings_of(root, DECLARED) == {
+        "version": 2, "other.mode": "on", "limits.size": 10, "limits.names": ["a", "b"],
+        "limits.raw": frozenset({"x"}), "flag": True,
+    }  # fmt: skip
+    with pytest.raises(Refused, match=r"^version: is required$"):
+        read_declared(_Root, _reader("flag = false\n"), DECLARED)
+    with pytest.raises(Refused, match=r"^limits\.size: must be a whole number from 1 to 99$"):
+        read_declared(_Root, _reader("version = 1\n[limits]\nsize = 100\n"), DECLARED)
+    with pytest.raises(Refused, match=r"^other\.mode: must be one of 'on', 'off'$"):
+        read_declared(_Root, _reader("version = 1\n[other]\nmode = 'x'\n"), DECLARED)

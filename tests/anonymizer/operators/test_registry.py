@@ -8,11 +8,19 @@ import pytest
 
 from anonymizer.explain import explain_diff, policy_text, render_diff
 from anonymizer.operators.ip_prefix import IpPrefix
-from anonymizer.operators.registry import BY_NAME, OWNERS, REGISTERED, _owners, by_name, effect
+from anonymizer.operators.registry import (
+    BY_NAME,
+    OWNERS,
+    REGISTERED,
+    _owners,
+    by_name,
+    describe,
+    effect,
+)
 from anonymizer.policy import Policy, default_policy, diff_settings, parse_policy, policy_settings
 from anonymizer.rules import PII_KEYS, RULES, setting_values
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DIFF_GOLDEN = REPO / "testdata" / "explain" / "diff_by_key.golden.txt"
 
 # One other value per policy key (TOML), so each key's effect is shown both ways.
@@ -67,7 +75,7 @@ def test_every_key_has_a_changed_value() -> None:
 def test_diff_of_each_key_is_unchanged() -> None:
     assert diff_by_key() == DIFF_GOLDEN.read_text(), (
         f"{DIFF_GOLDEN.name} is out of date; if the change is intended, regenerate it with\n"
-        "  .venv/bin/python -c 'import tests.anonymizer.test_operators as t; "
+        "  .venv/bin/python -c 'import tests.anonymizer.operators.test_registry as t; "
         'print(t.diff_by_key(), end="")\' > testdata/explain/diff_by_key.golden.txt'
     )
 
@@ -124,3 +132,25 @@ def test_identifier_rules_are_pseudonyms_and_free_text_is_detected() -> None:
 def test_an_operator_without_keys_has_no_effect() -> None:
     with pytest.raises(KeyError, match="route owns no policy key"):
         by_name("route").effect("url.redact", default_policy(), default_policy())
+
+
+def test_a_rule_without_operator_is_described_as_declared() -> None:
+    (fragment,) = [r for r in RULES if r.kind == "access_log" and r.part == "fragment"]
+    a = describe(fragment, default_policy())
+    assert (a.operator, a.how, a.rule) == ("dropped", "the `#fragment` is dropped", "fixed rule")
+
+
+def test_describe_is_the_operators() -> None:
+    for r in RULES:
+        if r.op:
+            assert describe(r, default_policy()) == by_name(r.op).describe(r, default_policy())
+
+
+def test_every_rule_that_stores_is_applied_by_its_operator() -> None:
+    """An operator either binds a step, stores attributes as they are, or gates the record
+    (under a policy that switches nothing off)."""
+    p = parse_policy('version = 1\n[identifiers]\nvisitor_id = "daily"\n')
+    for r in RULES:
+        if r.columns:
+            op = by_name(r.op)
+            assert op.bind(r, p) or op.stores(r, p) or op.gate(r, p), r.label
