@@ -8,6 +8,7 @@ import logging
 import shutil
 import ssl
 import sys
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,9 @@ def _serve(args: argparse.Namespace) -> int:
     from collector.app import create_app
 
     config = load_config(Path(args.config))
+    if config.policy_file is not None and not config.policy_file.is_file():
+        # checked before "listening" is printed: the app would only find out while starting
+        raise CollectorError(f"[policy] file: {config.policy_file} does not exist")
     app = create_app(config)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
@@ -105,6 +109,7 @@ def _init(args: argparse.Namespace) -> int:
         return 0
     example = Path(args.example)
     text = example.read_text()
+    _copy_policy(example, text, target)
     if DEV_KEY_MARKER not in text:
         shutil.copyfile(example, target)
         return 0
@@ -117,6 +122,24 @@ def _init(args: argparse.Namespace) -> int:
         '-d \'[{"ip":"203.0.113.7","path":"/"}]\' http://127.0.0.1:8080/v1/logs'
     )
     return 0
+
+
+def _copy_policy(example: Path, text: str, target: Path) -> None:
+    """The policy file the example names relatively, copied beside the new config when it is not
+    there yet: the config names it relatively, so a config written elsewhere would otherwise
+    point at nothing (and `serve` stop at once)."""
+    try:
+        doc = tomllib.loads(text.replace(DEV_KEY_MARKER, '"0"'))
+    except tomllib.TOMLDecodeError as e:
+        raise CollectorError(f"{example}: not valid TOML: {e}") from e
+    name = doc.get("policy", {}).get("file", "")
+    if not isinstance(name, str) or not name or Path(name).is_absolute():
+        return
+    source, dest = example.parent / name, target.parent / name
+    if source.is_file() and not dest.exists() and source.resolve() != dest.resolve():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)
+        print(f"copied {source} to {dest}", file=sys.stderr)
 
 
 def _scan_pii(args: argparse.Namespace) -> int:
