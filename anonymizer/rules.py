@@ -502,6 +502,7 @@ STAMPED: tuple[ColumnRule, ...] = (
 
 # Tables that hold no records: what each column is and why it is not personal data.
 _AUDIT = ("policy_audit",)
+_OUTCOMES = ("outcomes",)
 OTHER_COLUMNS: tuple[ColumnRule, ...] = (
     ColumnRule(
         _AUDIT, "time", "the time of the policy change", "kept", (),
@@ -538,6 +539,37 @@ OTHER_COLUMNS: tuple[ColumnRule, ...] = (
         _AUDIT, "diff", "the two policies", "kept", (),
         "one `setting: old -> new` line per changed setting",
         "Policy settings describe rules, not people.",
+    ),
+    ColumnRule(
+        _OUTCOMES, "tenant_id", "the tenant that sent the records", "kept", (),
+        "the tenant id",
+        "The tenant is an organisation, not a person.",
+    ),
+    ColumnRule(
+        _OUTCOMES, "hour", "when the records were received", "generalized", (),
+        "the hour of receipt (UTC); rows kept 90 days",
+        "An hour of a whole tenant's traffic dates no one's action.",
+    ),
+    ColumnRule(
+        _OUTCOMES, "kind", "the record kind", "kept", (),
+        "`access_log`, `device`, `event`, `mail_scan` (or `otlp_unmapped`)",
+        "A record kind says nothing about a person.",
+    ),
+    ColumnRule(
+        _OUTCOMES, "outcome", "what became of the records", "kept", (),
+        "`accepted`, `rejected`, `filtered` (dropped by consent rules) or `failed` (not stored)",
+        "An outcome name says nothing about a person.",
+    ),
+    ColumnRule(
+        _OUTCOMES, "reason", "why", "kept", (),
+        "a code from a fixed set (`unknown_field`, `invalid_value`, a consent reason...), "
+        "never a value",
+        "The codes are fixed by the collector; no input text reaches this column.",
+    ),
+    ColumnRule(
+        _OUTCOMES, "count", "the records", "kept", (),
+        "how many records had this outcome in the hour",
+        "A count of a tenant's records says nothing about a person.",
     ),
 )  # fmt: skip
 

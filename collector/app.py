@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from collector import handlers, policy_api, reports, rollups, subjects
+from collector import handlers, outcomes_api, policy_api, reports, rollups, subjects
 from collector.appkeys import (
     AUTH,
     BATCHERS,
@@ -20,6 +20,7 @@ from collector.appkeys import (
     IDEMPOTENCY,
     INFLIGHT,
     METRICS,
+    OUTCOMES,
     PIPELINE,
     RATES,
     SINK,
@@ -36,6 +37,7 @@ from collector.kinds import KINDS
 from collector.limits import InFlight, RateLimiter
 from collector.metrics import Metrics, StateCollector
 from collector.middlewares import PUBLIC_PATHS, Handler, auth_middleware, errors_middleware
+from collector.outcomes import OutcomeRecorder
 from collector.pipeline import Pipeline
 from collector.policies import PolicyChange, PolicyRefused, PolicyStore
 from collector.salts import SWEEP_INTERVAL_S, SaltStore, sweep_forever, wall_clock_ms
@@ -104,6 +106,10 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_put("/v1/policy", _scoped(policy_api.put_policy, frozenset({"privacy"})))
     app.router.add_get("/v1/policy/audit", _scoped(policy_api.get_audit, frozenset({"privacy"})))
     app.router.add_get(
+        "/v1/outcomes",
+        _scoped(outcomes_api.get_outcomes, frozenset({"ingest", "analyst", "privacy"})),
+    )
+    app.router.add_get(
         "/v1/reports/{name}", _scoped(reports.get_report, frozenset({"analyst", "privacy"}))
     )
     privacy = frozenset({"privacy"})
@@ -156,6 +162,8 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         batchers = Batchers(tables, db.insert, config.batch, probe=db.probe)
         app[BATCHERS] = batchers
         batchers.start()
+        app[OUTCOMES] = OutcomeRecorder(db.insert)
+        app[OUTCOMES].start()
         app[IDEMPOTENCY] = IdempotencyStore(
             storage.path / "idempotency.jsonl",
             config.idempotency.max_keys_per_tenant,
@@ -167,6 +175,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         yield
         app[METRICS].registry.unregister(state)
         await batchers.close(timeout_s=config.server.shutdown_timeout_s)
+        await app[OUTCOMES].close()
         app[IDEMPOTENCY].close()
     finally:
         await loop.run_in_executor(executor, sink.close)

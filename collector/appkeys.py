@@ -10,6 +10,7 @@ from collector.config import Config
 from collector.idempotency import IdempotencyStore
 from collector.limits import InFlight, RateLimiter
 from collector.metrics import Metrics
+from collector.outcomes import OutcomeRecorder
 from collector.pipeline import Pipeline
 from collector.sink import AsyncSink, Sink
 
@@ -23,4 +24,5 @@ IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
 BATCHERS = web.AppKey("batchers", Batchers)
 INFLIGHT = web.AppKey("inflight", InFlight)
 RATES = web.AppKey("rates", RateLimiter)
+OUTCOMES = web.AppKey("outcomes", OutcomeRecorder)
 TENANT = web.RequestKey("tenant", Tenant)  # set by the auth middleware

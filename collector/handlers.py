@@ -11,7 +11,16 @@ from aiohttp import web
 
 from anonymizer.errors import RecordInvalid
 from collector import otlp
-from collector.appkeys import BATCHERS, CONFIG, IDEMPOTENCY, METRICS, PIPELINE, RATES, TENANT
+from collector.appkeys import (
+    BATCHERS,
+    CONFIG,
+    IDEMPOTENCY,
+    METRICS,
+    OUTCOMES,
+    PIPELINE,
+    RATES,
+    TENANT,
+)
 from collector.body import BodyLimits, read_body
 from collector.decode import JSON_VALUES_PER_RECORD, Failed, Item, format_for
 from collector.idempotency import Answer
@@ -19,6 +28,7 @@ from collector.kinds import KINDS, OTLP_UNMAPPED, Kind
 from collector.metrics import CONTENT_TYPE
 from collector.metrics_access import visible_tenants
 from collector.middlewares import route_of
+from collector.outcomes import count_request
 from collector.pipeline import Outcome, Run
 from collector.salts import wall_clock_ms
 
@@ -55,8 +65,14 @@ async def store(request: web.Request, outcome: Outcome) -> None:
     for (kind, reason), n in outcome.consent.items():
         metrics.consent[(tenant, kind, reason)] += n
     metrics.dropped_fields.update(outcome.dropped_fields)
-    await request.app[BATCHERS].submit(outcome.rows)
+    recorder, path = request.app[OUTCOMES], route_of(request)
+    try:
+        await request.app[BATCHERS].submit(outcome.rows)
+    except BaseException:
+        count_request(recorder, metrics.outcomes, tenant, path, outcome, stored=False)
+        raise
     metrics.accepted.update(outcome.accepted)
+    count_request(recorder, metrics.outcomes, tenant, path, outcome, stored=True)
 
 
 async def answer_once(
