@@ -16,7 +16,7 @@ from anonymizer.geo import generalize_geo
 from anonymizer.ip import truncate_ip
 from anonymizer.policy import PiiPolicy, Policy
 from anonymizer.properties import property_texts
-from anonymizer.pseudonym import DAY_MS, daily_visitor_id, pseudonymize
+from anonymizer.pseudonym import DAY_MS, coarse_visitor_id, daily_visitor_id, pseudonymize
 from anonymizer.types import (
     AccessRecord,
     ClientIp,
@@ -66,6 +66,7 @@ def anonymize_access(
         "visitor_id": _visitor_id(policy, ctx, record.time_ms, record.ip, record.user_agent),
         **_stamp(policy, ctx),
     }
+    _late_visitor_id(policy, ctx, record.time_ms, row)
     return detect_free_text(policy, "access_log", row)
 
 
@@ -78,6 +79,21 @@ def _visitor_id(
         return ""
     salt = ctx.visitor_salts.get(time_ms // DAY_MS)
     return daily_visitor_id(salt, ctx.tenant_id, ip.packed, user_agent) if salt else ""
+
+
+def _late_visitor_id(policy: Policy, ctx: TenantContext, time_ms: int, row: dict[str, Any]) -> None:
+    """A record without a daily visitor id because its day's salt is gone (`late_window_hours`
+    over) gets the policy's fallback subject: with `late_visitor_id = "coarse"`, a per-day hash
+    of columns the row stores anyway, so backfilled traffic still reaches k in reports."""
+    ids = policy.identifiers
+    if row["visitor_id"] or ids.visitor_id != "daily" or ids.late_visitor_id != "coarse":
+        return
+    if not row["ip_prefix"]:  # no address: no visitor id, late or not
+        return
+    coarse = (row.get(c, "") for c in ("browser_family", "os_family", "device_family"))
+    row["visitor_id"] = coarse_visitor_id(
+        ctx.tenant_id, time_ms // DAY_MS, row["ip_prefix"], *coarse
+    )
 
 
 def _pseudonym(policy: Policy, ctx: TenantContext, field: str, value: str) -> str:
@@ -128,6 +144,7 @@ def anonymize_device(
         "is_bot": ua.is_bot,
         **_stamp(policy, ctx),
     }
+    _late_visitor_id(policy, ctx, record.time_ms, row)
     return detect_free_text(policy, "device_info", row)
 
 

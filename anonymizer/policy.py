@@ -23,6 +23,9 @@ from anonymizer.url import UrlScrubber
 Rotation = Literal["never", "daily", "monthly"]
 VisitorId = Literal["none", "daily"]
 VISITOR_IDS: tuple[VisitorId, ...] = ("none", "daily")
+LateVisitorId = Literal["none", "coarse"]
+LATE_VISITOR_IDS: tuple[LateVisitorId, ...] = ("none", "coarse")
+MAX_LATE_WINDOW_HOURS = 168  # a week: a day's salt kept longer would link far more than a day
 UnknownFields = Literal["reject", "drop"]
 UNKNOWN_FIELDS: tuple[UnknownFields, ...] = ("reject", "drop")
 DEFAULT_UNKNOWN_FIELDS: UnknownFields = "reject"
@@ -69,6 +72,11 @@ class IdentifiersPolicy:
     fields: frozenset[str] = frozenset(IDENTIFIER_FIELDS)
     rotation: Rotation = "monthly"
     visitor_id: VisitorId = "none"
+    # how long after its day ends a day's visitor salt is kept for late records (then destroyed)
+    late_window_hours: int = 1
+    # the subject of a record that comes after its day's salt is gone: none, or a coarse per-day
+    # pseudonym of the columns already stored (anonymizer.pseudonym.coarse_visitor_id)
+    late_visitor_id: LateVisitorId = "none"
 
     def epoch(self, now: datetime) -> str:
         """The key epoch in force at `now` (UTC): `0`, `2026-11` or `2026-11-25`."""
@@ -210,6 +218,10 @@ def parse_policy(text: str, base: str | None = None) -> Policy:
         fields=frozenset(fields),
         rotation=t.choice("rotation", i.rotation, ROTATIONS),
         visitor_id=t.choice("visitor_id", i.visitor_id, VISITOR_IDS),
+        late_window_hours=t.integer(
+            "late_window_hours", i.late_window_hours, 1, MAX_LATE_WINDOW_HOURS
+        ),
+        late_visitor_id=t.choice("late_visitor_id", i.late_visitor_id, LATE_VISITOR_IDS),
     )
     t = r.table("url")
     keep = t.str_list("keep_query_params", DEFAULT_KEEP_QUERY_PARAMS)
@@ -285,7 +297,9 @@ _SECTIONS: Mapping[str, frozenset[str]] = {
     ),
     "ip": frozenset({"ipv4_prefix", "ipv6_prefix"}),
     "geo": frozenset({"granularity"}),
-    "identifiers": frozenset({"fields", "rotation", "visitor_id"}),
+    "identifiers": frozenset(
+        {"fields", "rotation", "visitor_id", "late_window_hours", "late_visitor_id"}
+    ),
     "url": frozenset({"keep_query_params", "redact"}),
     "retention": frozenset({"days", "plans"}),
     "mail": frozenset({"routing_zip"}),
@@ -307,6 +321,8 @@ def policy_settings(policy: Policy) -> dict[str, Any]:
         "identifiers.fields": sorted(policy.identifiers.fields),
         "identifiers.rotation": policy.identifiers.rotation,
         "identifiers.visitor_id": policy.identifiers.visitor_id,
+        "identifiers.late_window_hours": policy.identifiers.late_window_hours,
+        "identifiers.late_visitor_id": policy.identifiers.late_visitor_id,
         "url.keep_query_params": sorted(policy.url.keep_query_params),
         "url.redact": list(policy.url.rules),
         "mail.routing_zip": policy.mail.routing_zip,

@@ -161,11 +161,17 @@ def _ip(kind: KindName) -> tuple[FieldRule, ...]:
 
 _VISITOR_HOW = (
     "keyed BLAKE2b-128 of (tenant, full address, user agent) under a salt that exists for one "
-    "UTC day plus a grace hour and is then destroyed; empty once the record's day salt is gone"
+    "UTC day plus `identifiers.late_window_hours` (for late records) and is then destroyed; "
+    "a record after its day's salt is gone gets the `identifiers.late_visitor_id` fallback: "
+    "empty (`none`) or `~` + BLAKE2b-128 of (tenant, day, stored prefix, browser, OS and "
+    "device families) (`coarse`)"
 )
 _VISITOR_WHY = (
     "Pseudonymous for one day: once the day's salt is destroyed nothing links the id to the "
-    "address, the agent or any other day."
+    "address, the agent or any other day. The coarse fallback is computed from columns the row "
+    "stores anyway, so it tells nothing the row does not, and it merges everyone behind one "
+    "prefix with the same client families, so it never counts more subjects than people; only a "
+    "person seen both before and after the destruction of a day's salt counts twice that day."
 )
 _VISITOR_NONE = Override(
     "identifiers.visitor_id", '"none"', "dropped", "no visitor id is made: the column stays empty"
@@ -174,7 +180,8 @@ _VISITOR_NONE = Override(
 
 def _visitor_id(kind: KindName, field: str) -> FieldRule:
     return FieldRule(
-        kind, field, ("visitor_id",), "pseudonymized", ("identifiers.visitor_id",),
+        kind, field, ("visitor_id",), "pseudonymized",
+        ("identifiers.visitor_id", "identifiers.late_window_hours", "identifiers.late_visitor_id"),
         _VISITOR_HOW, _VISITOR_WHY,
         part="visitor id", personal=True, overrides=(_VISITOR_NONE,), op="visitor_id",
     )  # fmt: skip

@@ -138,7 +138,7 @@ async def _pipeline(app: web.Application) -> AsyncIterator[None]:
     app[PIPELINE] = Pipeline(
         policies,
         KeyStore(config.storage.keys_path),
-        SaltStore(config.storage.path / "salts"),
+        SaltStore(config.storage.path / "salts", policies.late_window_ms),
         Enricher(UserAgentParser(config.enrich.user_agent_cache_size), geoip),
     )
     yield

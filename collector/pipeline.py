@@ -97,7 +97,9 @@ class Pipeline:
         now = now or datetime.now(UTC)
         policy = self.policies.for_tenant(tenant.id)
         now_ms = int(now.timestamp() * 1000)
-        salts = self.salts.salts(now_ms) if policy.identifiers.visitor_id == "daily" else {}
+        ids = policy.identifiers
+        window_ms = ids.late_window_hours * 3_600_000
+        salts = self.salts.salts(now_ms, window_ms) if ids.visitor_id == "daily" else {}
         ctx = TenantContext(
             tenant.id, tenant.plan, self.keys.get(tenant.id, self.epoch(tenant.id, now)), salts
         )
