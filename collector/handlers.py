@@ -23,12 +23,13 @@ from collector.appkeys import (
 )
 from collector.body import BodyLimits, read_body
 from collector.decode import JSON_VALUES_PER_RECORD, Failed, Item, format_for
+from collector.errors import TooManyRequests
 from collector.idempotency import Answer
 from collector.kinds import KINDS, OTLP_UNMAPPED, Kind
 from collector.metrics import CONTENT_TYPE
 from collector.metrics_access import visible_tenants
 from collector.middlewares import route_of
-from collector.outcomes import count_request
+from collector.outcomes import count_refused, count_request
 from collector.pipeline import Outcome, Run
 from collector.salts import wall_clock_ms
 
@@ -75,6 +76,17 @@ async def store(request: web.Request, outcome: Outcome) -> None:
     count_request(recorder, metrics.outcomes, tenant, path, outcome, stored=True)
 
 
+def admit(request: web.Request, kind: str, records: int) -> None:
+    """The tenant's rate limit; records refused by it are counted as `rate_limited`."""
+    tenant = request[TENANT].id
+    try:
+        request.app[RATES].admit(tenant, records)
+    except TooManyRequests:
+        metrics = request.app[METRICS].outcomes
+        count_refused(request.app[OUTCOMES], metrics, tenant, kind, records, "rate_limited")
+        raise
+
+
 async def answer_once(
     request: web.Request, body: bytes, compute: Callable[[], Awaitable[Answer]]
 ) -> web.Response:
@@ -99,7 +111,7 @@ def ingest_handler(kind: Kind) -> Handler:
 
         async def compute() -> Answer:
             decoded = fmt.decode(body, max_records)
-            app[RATES].admit(request[TENANT].id, decoded.count)
+            admit(request, kind.name, decoded.count)
             run = app[PIPELINE].start(request[TENANT])
             outcome = await run_sliced(run, ((kind, item) for item in decoded.items))
             await store(request, outcome)
@@ -126,7 +138,7 @@ async def ingest_otlp(request: web.Request) -> web.Response:
         count, decoded = await asyncio.to_thread(
             otlp.decode_otlp_lazily, body, content_type, app[CONFIG].server.max_records
         )
-        app[RATES].admit(request[TENANT].id, count)
+        admit(request, "otlp", count)
         pairs = (
             (KINDS[d.kind], d.record)
             if isinstance(d, otlp.OtlpItem)

@@ -40,6 +40,7 @@ TABLE = "outcomes"
 FLUSH_S = 10.0
 MAX_DAYS = 366
 ACCEPTED, REJECTED, FILTERED, FAILED = "accepted", "rejected", "filtered", "failed"
+RATE_LIMITED = "rate_limited"
 
 Key = tuple[str, int, str, str, str]  # tenant, hour (epoch seconds), kind, outcome, reason
 InsertFn = Callable[[str, bytes, str], Awaitable[None]]
@@ -146,6 +147,20 @@ async def read_outcomes(
             }
         )
     return {"from": frm.isoformat(), "to": to.isoformat(), "interval": interval, "rows": out}
+
+
+def count_refused(
+    recorder: OutcomeRecorder,
+    metrics: Counter[tuple[str, str, str, str]],
+    tenant: str,
+    kind: str,
+    records: int,
+    outcome: str,
+) -> None:
+    """A whole request's records refused before the pipeline saw them (the tenant's rate
+    limit): counted under `outcome`, reason ""."""
+    recorder.add(tenant, kind, outcome, "", records, int(time.time()))
+    metrics[(tenant, kind, outcome, "")] += records
 
 
 def count_request(

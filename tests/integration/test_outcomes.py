@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,16 @@ from hypothesis import strategies as st
 from anonymizer.errors import RecordInvalid
 from collector.config import Config
 from collector.reasons import REASONS, reason_code
-from tests.conftest import ADMIN_KEY, ANALYST_KEY, API_KEY, OTHER_KEY, AppFactory, auth, query
+from tests.conftest import (
+    ADMIN_KEY,
+    ANALYST_KEY,
+    API_KEY,
+    OTHER_KEY,
+    AppFactory,
+    auth,
+    query,
+    tenants,
+)
 from tests.integration.test_openapi import check
 
 TODAY = time.strftime("%Y-%m-%d", time.gmtime())
@@ -133,3 +143,19 @@ async def test_a_log_line_per_rejecting_request_without_values(
 @given(field=st.text(max_size=20), error=st.text(max_size=80))
 def test_every_rejection_maps_onto_a_fixed_reason(field: str, error: str) -> None:
     assert reason_code(RecordInvalid(field, error)) in REASONS
+
+
+async def test_records_refused_by_the_rate_limit_are_counted(start: AppFactory) -> None:
+    limited = tuple(
+        replace(t, max_records_per_second=1) if t.id == "acme" else t for t in tenants()
+    )
+    client = await start(tenants=limited)
+    # a burst of 2 s (2 records) is allowed, and one request may overdraw it
+    assert (await client.post("/v1/logs", json=LOGS[:2] * 3, headers=auth())).status == 202
+    r = await client.post("/v1/logs", json=LOGS[:2], headers=auth())
+    assert r.status == 429
+    _, body = await outcomes(client, API_KEY)
+    assert counts(body) == {
+        ("access_log", "accepted", ""): 6,
+        ("access_log", "rate_limited", ""): 2,
+    }
