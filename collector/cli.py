@@ -239,6 +239,7 @@ def _import(args: argparse.Namespace) -> int:
             files, args.tenant, args.kind, args.format,
             importer.Client(url or "http://127.0.0.1:8080", key), checkpoint,
             out=sys.stdout, err=sys.stderr, progress=False if args.no_progress else None,
+            parallel=args.parallel,
         )  # fmt: skip
     except importer.Unavailable as e:
         print(f"collector: {e}; run the same command to resume", file=sys.stderr)
@@ -309,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     im.add_argument("--key-file", help="a file holding the ingest key")
     im.add_argument("--checkpoint", help="where progress is kept (default: in this directory)")
     im.add_argument("--chunk-lines", type=int, default=5000, help="records per request")
+    im.add_argument("--parallel", type=int, default=2, help="chunks in flight at once")
     im.add_argument("--no-progress", action="store_true", help="no progress bar")
     im.set_defaults(func=_import)
     k = sub.add_parser("new-key", help="print a new API key and its config line")

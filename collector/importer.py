@@ -28,8 +28,11 @@ import http.client
 import io
 import os
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -200,13 +203,14 @@ class Client:
         self.port = parts.port or (443 if self.https else 80)
         self.key = key
         self.timeout_s = timeout_s
-        self.conn: http.client.HTTPConnection | None = None
+        self._local = threading.local()  # a connection per thread: posts run on a pool
 
     def _connection(self) -> http.client.HTTPConnection:
-        if self.conn is None:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
             cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-            self.conn = cls(self.host, self.port, timeout=self.timeout_s)
-        return self.conn
+            conn = self._local.conn = cls(self.host, self.port, timeout=self.timeout_s)
+        return conn
 
     def post(self, route: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
         headers = {**headers, "Authorization": f"Bearer {self.key}"}
@@ -240,9 +244,11 @@ class Client:
         raise Unavailable("the service stayed unavailable")  # pragma: no cover
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        """This thread's connection (a new one is made on the next post)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
 
 
 def _detail(data: bytes) -> str:
@@ -307,6 +313,7 @@ def run_import(
     out: IO[str],
     err: IO[str],
     progress: bool | None = None,
+    parallel: int = 2,
 ) -> int:
     route = ROUTES[kind]
     totals = Totals()
@@ -318,13 +325,12 @@ def run_import(
         total=sum(sizes) or None, unit="B", unit_scale=True, file=err, disable=progress is False
         if progress is not None else None, dynamic_ncols=True, desc="import",
     )  # fmt: skip
-    done_bytes = 0
+    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="import")
     try:
         for name, size in zip(files, sizes, strict=True):
             ident = "-" if name == "-" else str(Path(name).resolve())
             state = checkpoint.files.setdefault(ident, {"offset": 0, "line": 0, "done": False})
             if state["done"]:
-                done_bytes += size
                 bar.update(size)
                 continue
             ctype, extra = content_type(kind, fmt, _first_line(name))
@@ -335,42 +341,54 @@ def run_import(
                     source.skip(state["offset"])
                     err.write(f"{name}: resuming at line {state['line'] + 1}\n")
                 last = 0
-                for chunk in chunks(source, state["offset"], state["line"], checkpoint.chunk_lines):
+                start = state["offset"]
+                # `parallel` chunks in flight (the service parses one while it stores another);
+                # answers are taken in order, so the checkpoint only ever moves past chunks
+                # that were acknowledged, and every earlier one was too
+                flight: deque[tuple[Future[dict[str, Any]], Chunk]] = deque()
+                for chunk in chunks(source, start, state["line"], checkpoint.chunk_lines):
                     digest = hashlib.sha256()
-                    for part in (tenant, route, ident, str(state["offset"])):
+                    for part in (tenant, route, ident, str(start)):
                         digest.update(part.encode() + b"\0")
                     digest.update(chunk.body)
                     key = "import-" + digest.hexdigest()[:48]
-                    answer = client.post(route, chunk.body, {**headers, "Idempotency-Key": key})
-                    _list_rejects(name, chunk, answer, out)
-                    records = sum(1 for n in chunk.line_numbers if n)
-                    totals.add({"lines": records, "accepted": int(answer.get("accepted", 0))})
-                    totals.add({"rejected": int(answer.get("rejected", 0))})
-                    state.update(offset=chunk.end_offset, line=chunk.end_line)
+                    chunk_headers = {**headers, "Idempotency-Key": key}
+                    flight.append(
+                        (pool.submit(client.post, route, chunk.body, chunk_headers), chunk)
+                    )
+                    start = chunk.end_offset
+                    while len(flight) >= parallel or (flight and flight[0][0].done()):
+                        answered, chunk = flight.popleft()
+                        _acknowledged(name, chunk, answered.result(), out, totals, state)
+                        checkpoint.totals = totals.as_dict()
+                        checkpoint.save()
+                        position = source.position
+                        bar.update(max(0, position - last))
+                        last = position
+                        elapsed = max(time.monotonic() - started, 1e-6)
+                        rate = (totals.lines - resumed.get("lines", 0)) / elapsed
+                        bar.set_postfix(
+                            lines=totals.lines, lines_s=f"{rate:,.0f}", rejected=totals.rejected
+                        )
+                while flight:
+                    answered, chunk = flight.popleft()
+                    _acknowledged(name, chunk, answered.result(), out, totals, state)
                     checkpoint.totals = totals.as_dict()
                     checkpoint.save()
-                    position = source.position
-                    bar.update(max(0, position - last))
-                    last = position
-                    elapsed = max(time.monotonic() - started, 1e-6)
-                    rate = (totals.lines - resumed.get("lines", 0)) / elapsed
-                    bar.set_postfix(
-                        lines=totals.lines, lines_s=f"{rate:,.0f}", rejected=totals.rejected
-                    )
+                bar.update(max(0, size - last))
                 state["done"] = True
                 checkpoint.save()
-                done_bytes += size
             finally:
                 source.close()
     except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)  # a chunk in flight is sent again later
         bar.close()
-        client.close()
         where = f"; run the same command to resume ({checkpoint.path})" if checkpoint.path else ""
         err.write(f"interrupted after {totals.lines:,} lines{where}\n")
         return EXIT_INTERRUPTED
     finally:
+        pool.shutdown(wait=False, cancel_futures=True)
         bar.close()
-        client.close()
     elapsed = max(time.monotonic() - started, 1e-6)
     rate = (totals.lines - resumed.get("lines", 0)) / elapsed
     err.write(
@@ -387,6 +405,22 @@ def _size(name: str) -> int:
         return os.stat(name).st_size
     except OSError as e:
         raise Refused(f"{name}: cannot open: {e.strerror}") from None
+
+
+def _acknowledged(
+    name: str,
+    chunk: Chunk,
+    answer: dict[str, Any],
+    out: IO[str],
+    totals: Totals,
+    state: dict[str, Any],
+) -> None:
+    """A chunk the service answered: its rejects listed, counted, the file's state moved on."""
+    _list_rejects(name, chunk, answer, out)
+    records = sum(1 for n in chunk.line_numbers if n)
+    totals.add({"lines": records, "accepted": int(answer.get("accepted", 0))})
+    totals.add({"rejected": int(answer.get("rejected", 0))})
+    state.update(offset=chunk.end_offset, line=chunk.end_line)
 
 
 def _list_rejects(name: str, chunk: Chunk, answer: dict[str, Any], out: IO[str]) -> None:
