@@ -559,12 +559,14 @@ OTHER_COLUMNS: tuple[ColumnRule, ...] = (
     ),
     ColumnRule(
         _OUTCOMES, "kind", "the record kind", "kept", (),
-        "`access_log`, `device`, `event`, `mail_scan` (or `otlp_unmapped`)",
+        "`access_log`, `device`, `event`, `mail_scan`, `otlp_unmapped`; `otlp` for an OTLP "
+        "request refused whole",
         "A record kind says nothing about a person.",
     ),
     ColumnRule(
         _OUTCOMES, "outcome", "what became of the records", "kept", (),
-        "`accepted`, `rejected`, `filtered` (dropped by consent rules) or `failed` (not stored)",
+        "`accepted`, `rejected`, `filtered` (dropped by consent rules), `failed` (not stored) "
+        "or `rate_limited`",
         "An outcome name says nothing about a person.",
     ),
     ColumnRule(
