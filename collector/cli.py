@@ -230,6 +230,8 @@ def _import(args: argparse.Namespace) -> int:
                 "127.0.0.1" if config.server.host in ("0.0.0.0", "::", "") else config.server.host  # noqa: S104
             )
             url = f"{scheme}://{host}:{config.server.port}"
+    if not 1 <= args.parallel <= 16 or not 1 <= args.chunk_lines <= 100_000:
+        raise CollectorError("--parallel must be 1-16 and --chunk-lines 1-100000")
     files = args.files or ["-"]
     path = Path(args.checkpoint) if args.checkpoint else None
     path = path or importer.default_checkpoint(args.tenant, args.kind, files)

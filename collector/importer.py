@@ -358,8 +358,8 @@ def run_import(
                     )
                     start = chunk.end_offset
                     while len(flight) >= parallel or (flight and flight[0][0].done()):
-                        answered, chunk = flight.popleft()
-                        _acknowledged(name, chunk, answered.result(), out, totals, state)
+                        answered, sent = flight.popleft()
+                        _acknowledged(name, sent, answered.result(), out, totals, state)
                         checkpoint.totals = totals.as_dict()
                         checkpoint.save()
                         position = source.position
@@ -371,8 +371,8 @@ def run_import(
                             lines=totals.lines, lines_s=f"{rate:,.0f}", rejected=totals.rejected
                         )
                 while flight:
-                    answered, chunk = flight.popleft()
-                    _acknowledged(name, chunk, answered.result(), out, totals, state)
+                    answered, sent = flight.popleft()
+                    _acknowledged(name, sent, answered.result(), out, totals, state)
                     checkpoint.totals = totals.as_dict()
                     checkpoint.save()
                 bar.update(max(0, size - last))
