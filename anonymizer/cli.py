@@ -22,7 +22,7 @@ from anonymizer.explain import (
     render_text,
     to_json,
 )
-from anonymizer.kinds import KIND_NAMES, KindName
+from anonymizer.kinds import KIND_NAMES, KINDS, KindName
 from anonymizer.policy import Policy, parse_policy
 from anonymizer.privacy_doc import render_privacy_doc
 
@@ -52,6 +52,24 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def detect_kind(record: dict[str, Any], name: str) -> KindName:
+    """The one kind whose required fields the record carries and whose rules name all its fields;
+    anything else (none, or several) is an error asking for `--kind`: guessing one would explain
+    a record as something it is not."""
+    fits = [
+        k.name
+        for k in KINDS.values()
+        if all(f in record for f in k.required) and k.fields.issuperset(record)
+    ]
+    if len(fits) == 1:
+        return fits[0]
+    found = f"it fits {', '.join(fits)}" if fits else "it fits no kind"
+    raise _Failed(
+        f"{name}: cannot tell the record's kind from its fields ({found}); "
+        f"give --kind ({', '.join(KIND_NAMES)})"
+    )
+
+
 def _explain(args: argparse.Namespace) -> int:
     policy = _policy(args.policy)
     try:
@@ -60,7 +78,7 @@ def _explain(args: argparse.Namespace) -> int:
         raise _Failed(f"{args.record}: not valid JSON: {e}") from None
     if not isinstance(record, dict):
         raise _Failed(f"{args.record}: a record must be one JSON object")
-    kind: KindName = args.kind
+    kind = args.kind or detect_kind(record, args.record)
     try:
         explanation = explain(policy, kind, record)
     except RecordInvalid as e:
@@ -114,7 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("explain", help="what the policy does to each field of one record")
     e.add_argument("policy", metavar="POLICY")
     e.add_argument("record", metavar="RECORD.json")
-    e.add_argument("--kind", choices=KIND_NAMES, default="access_log")
+    e.add_argument(
+        "--kind", choices=KIND_NAMES, help="the record's kind; without it, told by its fields"
+    )
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.set_defaults(run=_explain)
     d = sub.add_parser("diff", help="what changes between two policies")

@@ -45,6 +45,9 @@ from anonymizer.url import UrlScrubber
 Rotation = Literal["never", "daily", "monthly"]
 VisitorId = Literal["none", "daily"]
 VISITOR_IDS: tuple[VisitorId, ...] = ("none", "daily")
+LateVisitorId = Literal["none", "coarse"]
+LATE_VISITOR_IDS: tuple[LateVisitorId, ...] = ("none", "coarse")
+MAX_LATE_WINDOW_HOURS = 168  # a week: a day's salt kept longer would link far more than a day
 UnknownFields = Literal["reject", "drop"]
 UNKNOWN_FIELDS: tuple[UnknownFields, ...] = ("reject", "drop")
 DEFAULT_UNKNOWN_FIELDS: UnknownFields = "reject"
@@ -142,6 +145,11 @@ class IdentifiersPolicy:
     fields: frozenset[str] = key(frozenset(IDENTIFIER_FIELDS), _identifier_fields, show=sorted_list)
     rotation: Rotation = key("monthly", choice(ROTATIONS))
     visitor_id: VisitorId = key("none", choice(VISITOR_IDS))
+    # how long after its day ends a day's visitor salt is kept for late records (then destroyed)
+    late_window_hours: int = key(1, integer(1, MAX_LATE_WINDOW_HOURS))
+    # the subject of a record that comes after its day's salt is gone: none, or a coarse per-day
+    # pseudonym of the columns already stored (anonymizer.pseudonym.coarse_visitor_id)
+    late_visitor_id: LateVisitorId = key("none", choice(LATE_VISITOR_IDS))
 
     def epoch(self, now: datetime) -> str:
         """The key epoch in force at `now` (UTC): `0`, `2026-11` or `2026-11-25`."""

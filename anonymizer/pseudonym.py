@@ -55,3 +55,23 @@ def daily_visitor_id(salt: bytes, tenant_id: str, ip_packed: bytes, user_agent: 
     h.update(b"\x00")
     h.update(user_agent.encode())
     return h.hexdigest()
+
+
+_COARSE_PERSON = b"tc-coarse-v1"
+COARSE_MARK = "~"  # a coarse visitor id starts with it; a daily one is plain hex
+
+
+def coarse_visitor_id(tenant_id: str, day: int, *stored: str) -> str:
+    """The subject of a record whose day salt is gone: a hash of the tenant, the UTC day and
+    columns the row stores anyway (address prefix, client families). It tells nothing the row
+    does not: anyone who reads the row can group by those columns. It is coarser than the daily
+    visitor id (everyone behind one prefix with the same client families is one subject), so a
+    group counted by it never has more subjects than people; the day in the hash keeps it from
+    being a join key across days."""
+    h = hashlib.blake2b(digest_size=DIGEST_BYTES, person=_COARSE_PERSON)
+    h.update(tenant_id.encode())
+    h.update(b"\x00%d" % day)
+    for value in stored:
+        h.update(b"\x00")
+        h.update(value.encode())
+    return COARSE_MARK + h.hexdigest()

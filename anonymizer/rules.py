@@ -146,17 +146,24 @@ def _ip(kind: KindName) -> tuple[FieldRule, ...]:
 
 _VISITOR_HOW = (
     "keyed BLAKE2b-128 of (tenant, full address, user agent) under a salt that exists for one "
-    "UTC day plus a grace hour and is then destroyed; empty once the record's day salt is gone"
+    "UTC day plus `identifiers.late_window_hours` (for late records) and is then destroyed; "
+    "a record after its day's salt is gone gets the `identifiers.late_visitor_id` fallback: "
+    "empty (`none`) or `~` + BLAKE2b-128 of (tenant, day, stored prefix, browser, OS and "
+    "device families) (`coarse`)"
 )
 _VISITOR_WHY = (
     "Pseudonymous for one day: once the day's salt is destroyed nothing links the id to the "
-    "address, the agent or any other day."
+    "address, the agent or any other day. The coarse fallback is computed from columns the row "
+    "stores anyway, so it tells nothing the row does not, and it merges everyone behind one "
+    "prefix with the same client families, so it never counts more subjects than people; only a "
+    "person seen both before and after the destruction of a day's salt counts twice that day."
 )
 
 
 def _visitor_id(kind: KindName, field: str) -> FieldRule:
     return FieldRule(
-        kind, field, ("visitor_id",), "pseudonymized", ("identifiers.visitor_id",),
+        kind, field, ("visitor_id",), "pseudonymized",
+        ("identifiers.visitor_id", "identifiers.late_window_hours", "identifiers.late_visitor_id"),
         _VISITOR_HOW, _VISITOR_WHY,
         part="visitor id", personal=True, op="visitor_id",
     )  # fmt: skip
@@ -480,6 +487,7 @@ STAMPED: tuple[ColumnRule, ...] = (
 
 # Tables that hold no records: what each column is and why it is not personal data.
 _AUDIT = ("policy_audit",)
+_OUTCOMES = ("outcomes",)
 OTHER_COLUMNS: tuple[ColumnRule, ...] = (
     ColumnRule(
         _AUDIT, "time", "the time of the policy change", "kept", (),
@@ -516,6 +524,39 @@ OTHER_COLUMNS: tuple[ColumnRule, ...] = (
         _AUDIT, "diff", "the two policies", "kept", (),
         "one `setting: old -> new` line per changed setting",
         "Policy settings describe rules, not people.",
+    ),
+    ColumnRule(
+        _OUTCOMES, "tenant_id", "the tenant that sent the records", "kept", (),
+        "the tenant id",
+        "The tenant is an organisation, not a person.",
+    ),
+    ColumnRule(
+        _OUTCOMES, "hour", "when the records were received", "generalized", (),
+        "the hour of receipt (UTC); rows kept 90 days",
+        "An hour of a whole tenant's traffic dates no one's action.",
+    ),
+    ColumnRule(
+        _OUTCOMES, "kind", "the record kind", "kept", (),
+        "`access_log`, `device`, `event`, `mail_scan`, `otlp_unmapped`; `otlp` for an OTLP "
+        "request refused whole",
+        "A record kind says nothing about a person.",
+    ),
+    ColumnRule(
+        _OUTCOMES, "outcome", "what became of the records", "kept", (),
+        "`accepted`, `rejected`, `filtered` (dropped by consent rules), `failed` (not stored) "
+        "or `rate_limited`",
+        "An outcome name says nothing about a person.",
+    ),
+    ColumnRule(
+        _OUTCOMES, "reason", "why", "kept", (),
+        "a code from a fixed set (`unknown_field`, `invalid_value`, a consent reason...), "
+        "never a value",
+        "The codes are fixed by the collector; no input text reaches this column.",
+    ),
+    ColumnRule(
+        _OUTCOMES, "count", "the records", "kept", (),
+        "how many records had this outcome in the hour",
+        "A count of a tenant's records says nothing about a person.",
     ),
 )  # fmt: skip
 

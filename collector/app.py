@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from collector import admin_api, handlers, policy_api, reports, subjects
+from collector import admin_api, handlers, outcomes_api, policy_api, reports, subjects
 from collector.appkeys import (
     AUTH,
     BATCHERS,
@@ -20,6 +20,7 @@ from collector.appkeys import (
     IDEMPOTENCY,
     INFLIGHT,
     METRICS,
+    OUTCOMES,
     PIPELINE,
     RATES,
     ROLE,
@@ -40,6 +41,7 @@ from collector.kinds import KINDS
 from collector.limits import InFlight, RateLimiter
 from collector.metrics import Metrics, StateCollector
 from collector.middlewares import PUBLIC_PATHS, Handler, auth_middleware, errors_middleware
+from collector.outcomes import OutcomeRecorder
 from collector.pipeline import Pipeline
 from collector.policies import PolicyChange, PolicyRefused, PolicyStore
 from collector.roles import Role, workers_spool_root
@@ -158,6 +160,10 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_put("/v1/policy", _scoped(policy_api.put_policy, frozenset({"privacy"})))
     app.router.add_get("/v1/policy/audit", _scoped(policy_api.get_audit, frozenset({"privacy"})))
     app.router.add_get(
+        "/v1/outcomes",
+        _scoped(outcomes_api.get_outcomes, frozenset({"ingest", "analyst", "privacy"})),
+    )
+    app.router.add_get(
         "/v1/reports/{name}", _scoped(reports.get_report, frozenset({"analyst", "privacy"}))
     )
     privacy = frozenset({"privacy"})
@@ -188,7 +194,7 @@ async def _pipeline(app: web.Application) -> AsyncIterator[None]:
     app[PIPELINE] = Pipeline(
         policies,
         KeyStore(config.storage.keys_path, sealer=sealer),
-        SaltStore(config.storage.salts_path, sealer),
+        SaltStore(config.storage.salts_path, sealer, policies.late_window_ms),
         Enricher(UserAgentParser(config.enrich.user_agent_cache_size), geoip),
     )
     yield
@@ -221,6 +227,8 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         batchers = Batchers(tables, insert, config.batch, probe=probe)
         app[BATCHERS] = batchers
         batchers.start()
+        app[OUTCOMES] = OutcomeRecorder(db.insert)
+        app[OUTCOMES].start()
         app[IDEMPOTENCY] = IdempotencyStore(
             storage.path / "idempotency.jsonl",
             config.idempotency.max_keys_per_tenant,
@@ -237,6 +245,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
             await shipper.close(timeout_s=config.spool.drain_timeout_s)
         await schema.close()
         await batchers.close(timeout_s=config.server.shutdown_timeout_s)
+        await app[OUTCOMES].close()
         app[IDEMPOTENCY].close()
     finally:
         await loop.run_in_executor(executor, sink.close)

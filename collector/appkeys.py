@@ -10,6 +10,7 @@ from collector.config import Config
 from collector.idempotency import IdempotencyStore
 from collector.limits import InFlight, RateLimiter
 from collector.metrics import Metrics
+from collector.outcomes import OutcomeRecorder
 from collector.pipeline import Pipeline
 from collector.roles import Role
 from collector.schema import Schema
@@ -32,4 +33,5 @@ ROLE = web.AppKey("role", Role)  # set under `serve --workers N` only
 SPOOL = web.AppKey("spool", Spool)  # absent with [spool] enabled = false
 SHIPPER = web.AppKey("shipper", Shipper)
 SPOOL_TICKET = web.RequestKey("spool_ticket", Ticket)  # released once the request is settled
+OUTCOMES = web.AppKey("outcomes", OutcomeRecorder)
 TENANT = web.RequestKey("tenant", Tenant)  # set by the auth middleware

@@ -8,6 +8,7 @@ import logging
 import shutil
 import ssl
 import sys
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -20,7 +21,6 @@ from collector.auth import hash_key, new_api_key
 from collector.config import ServerConfig, check_transport, load_config
 from collector.errors import CollectorError
 from collector.logs import setup_logging
-from collector.server import serve
 from collector.sink import Sink
 from collector.storage import open_sink
 
@@ -31,8 +31,12 @@ DEV_KEY_MARKER = "# dev-key-sha256"
 def _serve(args: argparse.Namespace) -> int:
     from collector.app import create_app
     from collector.roles import Role, primary_socket
+    from collector.server import serve  # here: `import` and `new-key` need none of the app
 
     config = load_config(Path(args.config))
+    if config.policy_file is not None and not config.policy_file.is_file():
+        # checked before "listening" is printed: the app would only find out while starting
+        raise CollectorError(f"[policy] file: {config.policy_file} does not exist")
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     check_transport(host, config.server)
@@ -146,6 +150,7 @@ def _init(args: argparse.Namespace) -> int:
         return 0
     example = Path(args.example)
     text = example.read_text()
+    _copy_policy(example, text, target)
     if DEV_KEY_MARKER not in text:
         shutil.copyfile(example, target)
         return 0
@@ -158,6 +163,24 @@ def _init(args: argparse.Namespace) -> int:
         '-d \'[{"ip":"203.0.113.7","path":"/"}]\' http://127.0.0.1:8080/v1/logs'
     )
     return 0
+
+
+def _copy_policy(example: Path, text: str, target: Path) -> None:
+    """The policy file the example names relatively, copied beside the new config when it is not
+    there yet: the config names it relatively, so a config written elsewhere would otherwise
+    point at nothing (and `serve` stop at once)."""
+    try:
+        doc = tomllib.loads(text.replace(DEV_KEY_MARKER, '"0"'))
+    except tomllib.TOMLDecodeError as e:
+        raise CollectorError(f"{example}: not valid TOML: {e}") from e
+    name = doc.get("policy", {}).get("file", "")
+    if not isinstance(name, str) or not name or Path(name).is_absolute():
+        return
+    source, dest = example.parent / name, target.parent / name
+    if source.is_file() and not dest.exists() and source.resolve() != dest.resolve():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)
+        print(f"copied {source} to {dest}", file=sys.stderr)
 
 
 def _scan_pii(args: argparse.Namespace) -> int:
@@ -279,6 +302,58 @@ def _password(password_file: str | None) -> str:
     return first
 
 
+def _import(args: argparse.Namespace) -> int:
+    """Backfill files through the running service (see collector/importer.py)."""
+    import os
+
+    from collector import importer
+
+    key = os.environ.get("COLLECTOR_API_KEY", "")
+    if args.key_file:
+        try:
+            key = Path(args.key_file).read_text().strip()
+        except OSError as e:
+            raise CollectorError(f"--key-file: cannot read: {e.strerror}") from None
+    if not key:
+        raise CollectorError("import needs an ingest key: COLLECTOR_API_KEY or --key-file")
+    url = args.url
+    if args.config:
+        config = load_config(Path(args.config))
+        # the key must be the tenant's own: the service takes the tenant from the key
+        from collector.auth import Authenticator
+        from collector.errors import HttpError
+
+        try:
+            tenant = Authenticator(config.tenants).authenticate(f"Bearer {key}")
+            tenant.require(frozenset({"ingest"}))
+        except HttpError as e:
+            raise CollectorError(f"the key: {e.detail}") from None
+        if tenant.id != args.tenant:
+            raise CollectorError(f"the key belongs to another tenant than {args.tenant!r}")
+        if url is None:
+            scheme = "https" if config.server.tls_cert else "http"
+            host = (
+                "127.0.0.1" if config.server.host in ("0.0.0.0", "::", "") else config.server.host  # noqa: S104
+            )
+            url = f"{scheme}://{host}:{config.server.port}"
+    if not 1 <= args.parallel <= 16 or not 1 <= args.chunk_lines <= 100_000:
+        raise CollectorError("--parallel must be 1-16 and --chunk-lines 1-100000")
+    files = args.files or ["-"]
+    path = Path(args.checkpoint) if args.checkpoint else None
+    path = path or importer.default_checkpoint(args.tenant, args.kind, files)
+    checkpoint = importer.Checkpoint.load(path, args.chunk_lines)
+    try:
+        return importer.run_import(
+            files, args.tenant, args.kind, args.format,
+            importer.Client(url or "http://127.0.0.1:8080", key), checkpoint,
+            out=sys.stdout, err=sys.stderr, progress=False if args.no_progress else None,
+            parallel=args.parallel,
+        )  # fmt: skip
+    except importer.Unavailable as e:
+        print(f"collector: {e}; run the same command to resume", file=sys.stderr)
+        return importer.EXIT_UNAVAILABLE
+
+
 def _new_key(args: argparse.Namespace) -> int:
     key = new_api_key()
     print(f"api key (give to the client, store nowhere): {key}")
@@ -344,6 +419,30 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--cluster", help="ON CLUSTER this cluster (default: storage.cluster)")
     g.add_argument("--apply", action="store_true", help="also run it (ClickHouse server only)")
     g.set_defaults(func=_grants)
+    im = sub.add_parser(
+        "import",
+        help="backfill files (plain, .gz, .zst, - for stdin) through the running service",
+        description="Posts the files in chunks through the running service with the key in "
+        "COLLECTOR_API_KEY (or --key-file); resumable; rejects listed on stdout as "
+        "FILE:LINE<TAB>field<TAB>reason. Exit 0: all accepted, 1: some rejected, 2: refused, "
+        "3: service unavailable, 130: interrupted.",
+    )
+    im.add_argument("files", nargs="*", metavar="FILE", help="files; none or - reads stdin")
+    im.add_argument("--tenant", required=True, help="the key's tenant (checked with --config)")
+    im.add_argument("--kind", choices=["logs", "devices", "events", "mail-scans"], default="logs")
+    im.add_argument(
+        "--format", default="auto",
+        help="auto (JSON lines or text, told by the first line), ndjson, text, or a text log "
+        "format name the service knows (sent as X-Log-Format)",
+    )  # fmt: skip
+    im.add_argument("--config", help="the service's config: its address, and a check of the key")
+    im.add_argument("--url", help="the service (default: from --config, else 127.0.0.1:8080)")
+    im.add_argument("--key-file", help="a file holding the ingest key")
+    im.add_argument("--checkpoint", help="where progress is kept (default: in this directory)")
+    im.add_argument("--chunk-lines", type=int, default=5000, help="records per request")
+    im.add_argument("--parallel", type=int, default=2, help="chunks in flight at once")
+    im.add_argument("--no-progress", action="store_true", help="no progress bar")
+    im.set_defaults(func=_import)
     k = sub.add_parser("new-key", help="print a new API key and its config line")
     k.set_defaults(func=_new_key)
     args = p.parse_args(argv)

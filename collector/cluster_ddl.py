@@ -8,9 +8,9 @@ Every table in `sql/` becomes two, both created `ON CLUSTER`:
 - `<table>`: a `Distributed` table over the local ones, keeping the `sql/` name, so the collector,
   reports and analysts use the same names on a cluster as on one server.
 
-The sharding key is `cityHash64(tenant_id, time)` (`day` for a rollup; tables without those use
-their first column). It must be deterministic in the row: a retried insert carries the same
-`insert_deduplication_token`, and only when its rows split into the same per-shard blocks does
+The sharding key is `cityHash64(tenant_id, time)` (`day` for a rollup, `hour` for outcomes;
+tables without those use their first column). It must be deterministic in the row: a retried
+insert carries the same `insert_deduplication_token`, and only when its rows split into the same per-shard blocks does
 each shard recognise and drop the repeat (`rand()` would store a retry twice). Hashing the time
 with the tenant spreads even one large tenant over every shard, and queries read all shards in
 parallel; rollup states (`uniqCombined64`, quantiles) merge across shards at query time.
@@ -56,7 +56,7 @@ _COLUMN_ACTION = re.compile(r"^(ADD|DROP|MODIFY|RENAME|COMMENT)\s+COLUMN\b", re.
 def sharding_key(columns: Iterable[str]) -> str:
     """Deterministic in the row (see the module docstring for why)."""
     names = list(columns)
-    when = next((c for c in ("time", "day") if c in names), "")
+    when = next((c for c in ("time", "day", "hour") if c in names), "")
     if "tenant_id" in names:
         return f"cityHash64(tenant_id, {when})" if when else "cityHash64(tenant_id)"
     if not names:

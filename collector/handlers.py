@@ -16,6 +16,7 @@ from collector.appkeys import (
     CONFIG,
     IDEMPOTENCY,
     METRICS,
+    OUTCOMES,
     PIPELINE,
     RATES,
     SCHEMA,
@@ -26,12 +27,13 @@ from collector.appkeys import (
 )
 from collector.body import BodyLimits, read_body
 from collector.decode import JSON_VALUES_PER_RECORD, TEXT, Failed, Item, format_for
-from collector.errors import NotFound
+from collector.errors import NotFound, TooManyRequests
 from collector.idempotency import Answer
 from collector.kinds import KINDS, OTLP_UNMAPPED, Kind
 from collector.metrics import CONTENT_TYPE
 from collector.metrics_access import visible_tenants
 from collector.middlewares import route_of
+from collector.outcomes import count_refused, count_request
 from collector.pipeline import Outcome, Run
 from collector.salts import wall_clock_ms
 from collector.text_params import refuse_for_non_text, text_options
@@ -71,18 +73,35 @@ async def store(request: web.Request, outcome: Outcome, body: bytes, answer: Ans
     for (kind, reason), n in outcome.consent.items():
         metrics.consent[(tenant, kind, reason)] += n
     metrics.dropped_fields.update(outcome.dropped_fields)
-    spool = request.app.get(SPOOL)
-    if spool is None:
-        await request.app[BATCHERS].submit(outcome.rows)
-    else:
-        key = request.headers.get("Idempotency-Key")
-        note = (
-            request.app[IDEMPOTENCY].note(tenant, route_of(request), key, body, answer)
-            if key is not None and any(outcome.rows.values())
-            else b""
-        )
-        request[SPOOL_TICKET] = await spool.submit(outcome.rows, note)
+    recorder, path = request.app[OUTCOMES], route_of(request)
+    try:
+        spool = request.app.get(SPOOL)
+        if spool is None:
+            await request.app[BATCHERS].submit(outcome.rows)
+        else:
+            key = request.headers.get("Idempotency-Key")
+            note = (
+                request.app[IDEMPOTENCY].note(tenant, path, key, body, answer)
+                if key is not None and any(outcome.rows.values())
+                else b""
+            )
+            request[SPOOL_TICKET] = await spool.submit(outcome.rows, note)
+    except BaseException:
+        count_request(recorder, metrics.outcomes, tenant, path, outcome, stored=False)
+        raise
     metrics.accepted.update(outcome.accepted)
+    count_request(recorder, metrics.outcomes, tenant, path, outcome, stored=True)
+
+
+def admit(request: web.Request, kind: str, records: int) -> None:
+    """The tenant's rate limit; records refused by it are counted as `rate_limited`."""
+    tenant = request[TENANT].id
+    try:
+        request.app[RATES].admit(tenant, records)
+    except TooManyRequests:
+        metrics = request.app[METRICS].outcomes
+        count_refused(request.app[OUTCOMES], metrics, tenant, kind, records, "rate_limited")
+        raise
 
 
 async def answer_once(
@@ -119,7 +138,7 @@ def ingest_handler(kind: Kind) -> Handler:
 
         async def compute() -> Answer:
             decoded = fmt.decode(body, max_records)
-            app[RATES].admit(request[TENANT].id, decoded.count)
+            admit(request, kind.name, decoded.count)
             run = app[PIPELINE].start(request[TENANT])
             outcome = await run_sliced(run, ((kind, item) for item in decoded.items))
             answer = Answer(202, "application/json", orjson.dumps(outcome.body()))
@@ -147,7 +166,7 @@ async def ingest_otlp(request: web.Request) -> web.Response:
         count, decoded = await asyncio.to_thread(
             otlp.decode_otlp_lazily, body, content_type, app[CONFIG].server.max_records
         )
-        app[RATES].admit(request[TENANT].id, count)
+        admit(request, "otlp", count)
         pairs = (
             (KINDS[d.kind], d.record)
             if isinstance(d, otlp.OtlpItem)
@@ -186,7 +205,7 @@ async def ingest_otlp_traces(request: web.Request) -> web.Response:
             content_type,
             app[CONFIG].server.max_records,
         )
-        app[RATES].admit(request[TENANT].id, count)
+        admit(request, "access_log", count)
         skipped = 0
 
         def pairs() -> Iterator[tuple[Kind, Item]]:

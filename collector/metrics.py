@@ -59,6 +59,8 @@ class Metrics:
         # (tenant, kind, reason): identifiers stripped or record dropped by consent rules
         self.consent: Counter[tuple[str, str, str]] = Counter()
         self.dropped_fields: Counter[str] = Counter()  # by kind: fields with no rule, dropped
+        # (tenant, kind, outcome, reason): what became of each record (collector.outcomes)
+        self.outcomes: Counter[tuple[str, str, str, str]] = Counter()
         # SIGHUP reloads by outcome: applied, refused_invalid (a bad file), refused_audit
         self.policy_reloads: Counter[str] = Counter()
         self.registry = CollectorRegistry(auto_describe=False)
@@ -148,6 +150,21 @@ class _CountersCollector(Collector):
             "Records whose identifiers were stripped, or that were dropped, by consent rules.",
             ["kind", "reason"],
             (((k, r), v) for (k, r), v in consent.items()),
+        )
+        outcomes: Counter[tuple[str, str, str]] = Counter()
+        for (_, k, o, r), v in m.outcomes.items():
+            outcomes[(k, o, r)] += v
+        yield counter(
+            "collector_records_outcomes_total",
+            "Records by what became of them: accepted, rejected, filtered, failed; by reason.",
+            ["kind", "outcome", "reason"],
+            (((k, o, r), v) for (k, o, r), v in outcomes.items()),
+        )
+        yield counter(
+            "collector_tenant_records_outcomes_total",
+            "collector_records_outcomes_total for each tenant.",
+            [TENANT_LABEL, "kind", "outcome", "reason"],
+            (((t, k, o, r), v) for (t, k, o, r), v in m.outcomes.items()),
         )
         yield counter(
             "collector_policy_reloads_total",

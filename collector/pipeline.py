@@ -26,6 +26,7 @@ from collector.keys import KeyStore
 from collector.kinds import Kind
 from collector.line_formats import SKIPPED
 from collector.policies import PolicyStore
+from collector.reasons import reason_code
 from collector.salts import SaltStore
 
 MAX_ERRORS = 100
@@ -40,6 +41,9 @@ class Outcome:
     consent: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, reason)
     dropped_fields: Counter[str] = field(default_factory=Counter)  # by kind: no rule, dropped
     errors: list[dict[str, Any]] = field(default_factory=list)
+    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, reason code)
+    filtered: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, consent reason)
+    first_rejected: dict[str, Any] | None = None  # index, field, reason code: for the log line
 
     @property
     def rejected_total(self) -> int:
@@ -49,6 +53,10 @@ class Outcome:
         # metric labels stay a small fixed set: no sender-chosen names (unknown fields, map keys)
         label = "<unknown>" if error.error == "unknown field" else error.field.split(".", 1)[0]
         self.rejected[(kind, label)] += 1
+        code = reason_code(error)
+        self.reasons[(kind, code)] += 1
+        if self.first_rejected is None:
+            self.first_rejected = {"index": index, "field": label, "reason": code}
         if len(self.errors) < MAX_ERRORS:
             self.errors.append({"index": index, "field": error.field, "error": error.error})
 
@@ -90,7 +98,9 @@ class Pipeline:
         now = now or datetime.now(UTC)
         policy = self.policies.for_tenant(tenant.id)
         now_ms = int(now.timestamp() * 1000)
-        salts = self.salts.salts(now_ms) if policy.identifiers.visitor_id == "daily" else {}
+        ids = policy.identifiers
+        window_ms = ids.late_window_hours * 3_600_000
+        salts = self.salts.salts(now_ms, window_ms) if ids.visitor_id == "daily" else {}
         ctx = TenantContext(
             tenant.id, tenant.plan, self.keys.get(tenant.id, self.epoch(tenant.id, now)), salts
         )
@@ -152,7 +162,9 @@ class Run:
         if reason:
             out.consent[(kind.name, reason)] += 1
         out.accepted[kind.name] += 1
-        if row is not None:
+        if row is None:
+            out.filtered[(kind.name, reason)] += 1
+        else:
             # orjson (3.13) hands back its bytes in an 8 KiB buffer whatever their length: a
             # copy of the ~700 bytes keeps 10,000 pending rows at ~7 MiB instead of ~80-155 MiB
             out.rows[kind.table].append(bytes(memoryview(orjson.dumps(row))))

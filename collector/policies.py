@@ -66,6 +66,12 @@ class PolicyStore:
     def for_tenant(self, tenant_id: str) -> Policy:
         return self._policies.get(tenant_id, self._default)
 
+    def late_window_ms(self) -> int:
+        """How long after its day a visitor salt must be kept: the longest late-data window of
+        the policies in force (each tenant still uses a salt only within its own)."""
+        policies = [self._default, *self._policies.values()]
+        return max(p.identifiers.late_window_hours for p in policies) * 3_600_000
+
     def _read(self) -> tuple[str, dict[str, str]]:
         default_text = DEFAULT_TEXT
         if self.default_file is not None:

@@ -1,8 +1,11 @@
 """Salts for the cookieless daily visitor id: one per UTC day, `<data>/salts/<YYYY-MM-DD>.salt`
-(0600), created on first use during its day and destroyed one grace hour after the day ends.
+(0600), created on first use and destroyed `keep_ms` after the day ends: the longest
+`identifiers.late_window_hours` of the tenants' policies (at least the grace hour), so records
+that arrive late (a shipper outage, a backfill) still get their day's visitor id.
 
-A salt is never created for a day that is over (plus grace): a late record gets no visitor id
-rather than a salt that could link it to anything.
+A tenant uses a day's salt only within its own policy's window (`salts(now, window_ms)`), and a
+salt is made for a past day only within it: after that a late record gets no visitor id (or
+the policy's coarse fallback, anonymizer.anonymize) rather than a salt that could link it.
 
 Collectors sharing one salt folder (`[storage] salts_dir`) make and use the same salt (the link
 in `_create`); each sweep also reads the tombstones the others wrote and forgets, from memory,
@@ -27,7 +30,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,10 +67,6 @@ def _seal_name(day: int) -> str:
     return f"salt/{_day_name(day)}"
 
 
-def _destroy_at(day: int) -> int:
-    return (day + 1) * DAY_MS + GRACE_MS
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -77,9 +76,13 @@ def _fsync_dir(path: Path) -> None:
 
 
 class SaltStore:
-    def __init__(self, root: Path, sealer: Sealer | None = None) -> None:
+    def __init__(
+        self, root: Path, sealer: Sealer | None = None, keep_ms: Callable[[], int] | None = None
+    ) -> None:
         self.root = root
         self._sealer = sealer  # `[storage] master_key_file`: files sealed (collector/sealing.py)
+        # how long after its day a salt is kept: read at each sweep (a policy reload changes it)
+        self.keep_ms = keep_ms or (lambda: GRACE_MS)
         self._cache: dict[int, bytes] = {}
         self._on_disk: set[int] = set()  # days whose salt file exists, as last seen or made
         # the newest destroyed day: in memory at once, in the tombstone file when written
@@ -103,19 +106,19 @@ class SaltStore:
         days = [d for line in text.splitlines() if (d := _day_of(line.strip())) is not None]
         return max(days, default=None)
 
+    def _destroy_at(self, day: int) -> int:
+        return (day + 1) * DAY_MS + max(GRACE_MS, self.keep_ms())
+
     def _destroyed(self, day: int) -> bool:
         return self._destroyed_through is not None and day <= self._destroyed_through
 
-    def salts(self, now_ms: int) -> dict[int, bytes]:
-        """Salts usable now: today's (created if needed), and yesterday's within the grace hour;
-        none for a day already destroyed."""
+    def salts(self, now_ms: int, window_ms: int = GRACE_MS) -> Mapping[int, bytes]:
+        """Salts usable now: today's (created if needed), and a past day's while `now_ms` is
+        within `window_ms` after it (at most `keep_ms`), made on first use; none for a day
+        already destroyed."""
         today = now_ms // DAY_MS
-        out = {}
-        if salt := self._get(today, create=True):
-            out[today] = salt
-        if now_ms < today * DAY_MS + GRACE_MS and (yesterday := self._get(today - 1, False)):
-            out[today - 1] = yesterday
-        return out
+        first = (now_ms - min(max(window_ms, GRACE_MS), max(GRACE_MS, self.keep_ms()))) // DAY_MS
+        return _Window(self, first, today)
 
     def _get(self, day: int, create: bool) -> bytes:
         if self._destroyed(day):  # destroyed, or being destroyed: never used, never made again
@@ -173,7 +176,7 @@ class SaltStore:
         else:
             if shared is not None and not self._destroyed(shared):
                 self._destroyed_through = self._tombstoned_through = shared
-        for day in [d for d in self._cache if self._destroyed(d) or now_ms >= _destroy_at(d)]:
+        for day in [d for d in self._cache if self._destroyed(d) or now_ms >= self._destroy_at(d)]:
             del self._cache[day]  # out of memory too, whoever unlinked the file
         try:
             names = os.listdir(self.root)
@@ -184,7 +187,7 @@ class SaltStore:
             return []
         found = {name: _day_of(name) for name in names if _SALT in name}
         self._on_disk = {d for n, d in found.items() if d is not None and n.endswith(_SALT)}
-        due = {n: d for n, d in found.items() if d is not None and now_ms >= _destroy_at(d)}
+        due = {n: d for n, d in found.items() if d is not None and now_ms >= self._destroy_at(d)}
         due.update({n: d for n, d in found.items() if d is not None and self._destroyed(d)})
         if due:
             newest = max(due.values())
@@ -249,7 +252,7 @@ class SaltStore:
         return sorted(
             _day_name(d)
             for d in self._on_disk
-            if self._destroyed(d) or now_ms >= _destroy_at(d) + slack_ms
+            if self._destroyed(d) or now_ms >= self._destroy_at(d) + slack_ms
         )
 
     def health(self, now_ms: int, slack_ms: int = OVERDUE_SLACK_MS) -> list[str]:
@@ -260,6 +263,32 @@ class SaltStore:
         if self.sweep_failing is not None:
             reasons.append(f"salt sweep failing: {self.sweep_failing}")
         return reasons
+
+
+class _Window(Mapping[int, bytes]):
+    """The salts of days `first..today`: today's made at once (so a failing disk shows at the
+    start of a request), a past day's on first use (only days that late records name)."""
+
+    def __init__(self, store: SaltStore, first: int, today: int) -> None:
+        self.store, self.first, self.today = store, first, today
+        self._salts: dict[int, bytes] = {}
+        if salt := store._get(today, create=True):
+            self._salts[today] = salt
+
+    def __getitem__(self, day: int) -> bytes:
+        if day not in self._salts:
+            if not self.first <= day < self.today:
+                raise KeyError(day)
+            if not (salt := self.store._get(day, create=True)):
+                raise KeyError(day)
+            self._salts[day] = salt
+        return self._salts[day]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(sorted(self._salts))
+
+    def __len__(self) -> int:
+        return len(self._salts)
 
 
 def wall_clock_ms() -> int:

@@ -1,5 +1,6 @@
 """`anonymize_access` as a spec: what each input field becomes in the stored row."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -20,7 +21,7 @@ from anonymizer import (
 from anonymizer.anonymize import anonymize_device, anonymize_event, anonymize_mail_scan
 from anonymizer.imb import parse_imb
 from anonymizer.ip import parse_ip
-from anonymizer.pseudonym import pseudonymize
+from anonymizer.pseudonym import coarse_visitor_id, pseudonymize
 from anonymizer.types import DeviceRecord, EventRecord, MailScanRecord
 from tests import hostile
 
@@ -82,7 +83,11 @@ def test_row() -> None:
         "is_bot": False,
         "user_pseudonym": pseudonymize(KEY, "user_id", "jane"),
         "session_pseudonym": pseudonymize(KEY, "session_id", "s-1"),
-        "visitor_id": "",  # visitor_id = "none" in the shipped policy's absence of a salt
+        # no salt for the record's day (gone): the shipped policy's coarse fallback, made of the
+        # stored prefix and client families and the day only
+        "visitor_id": coarse_visitor_id(
+            "acme", 20_416, "83.149.9.0/24", "Chrome", "Windows", "Other"
+        ),
         "policy_version": 1,
         "key_epoch": "2026-11",
         "retention_days": 30,
@@ -243,3 +248,58 @@ def test_rows_never_hold_embedded_personal_data(
     blob = orjson.dumps(rows).decode().lower()
     for needle in h.needles:
         assert orjson.dumps(needle).decode()[1:-1].lower() not in blob
+
+
+# --- late records: the coarse fallback subject ---------------------------------------------------
+
+
+def _late(policy_text: str, record: AccessRecord, ctx: TenantContext = CTX) -> str:
+    policy = parse_policy(policy_text)
+    return str(anonymize_access(policy, ctx, record, ENRICH)["visitor_id"])
+
+
+LATE = 'version = 1\n[identifiers]\nvisitor_id = "daily"\nlate_visitor_id = "{}"\n'
+
+
+def test_a_record_with_its_day_salt_gets_the_daily_id_not_the_fallback() -> None:
+    ctx = TenantContext("acme", "free", KEY, {RECORD.time_ms // 86_400_000: b"s" * 32})
+    vid = _late(LATE.format("coarse"), RECORD, ctx)
+    assert len(vid) == 32 and not vid.startswith("~")
+
+
+def test_the_fallback_is_chosen_by_the_policy() -> None:
+    assert _late(LATE.format("none"), RECORD) == ""
+    assert _late('version = 1\n[identifiers]\nlate_visitor_id = "coarse"\n', RECORD) == ""
+    assert _late(LATE.format("coarse"), RECORD).startswith("~")
+    assert _late(LATE.format("coarse"), replace(RECORD, ip=None)) == ""  # no address: none
+
+
+def test_the_coarse_id_is_per_day_and_per_tenant() -> None:
+    text = LATE.format("coarse")
+    same_day = replace(RECORD, ip=parse_ip("83.149.9.7"), user_agent="another build")
+    assert _late(text, same_day) == _late(text, RECORD)  # same prefix and families: one subject
+    next_day = replace(RECORD, time_ms=RECORD.time_ms + 86_400_000)
+    assert _late(text, next_day) != _late(text, RECORD)  # no join key across days
+    other = TenantContext("globex", "free", KEY)
+    assert _late(text, RECORD, other) != _late(text, RECORD)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 600), st.integers(0, 3)), min_size=1, max_size=40))
+def test_the_coarse_id_never_counts_more_subjects_than_the_daily_id(
+    visits: list[tuple[int, int]],
+) -> None:
+    """k-anonymity is not weakened: on any set of one day's records the fallback gives at most
+    as many distinct subjects as the daily visitor id would."""
+    salted = TenantContext("acme", "free", KEY, {RECORD.time_ms // 86_400_000: b"s" * 32})
+    policy = parse_policy(LATE.format("coarse"))
+    daily, coarse = set(), set()
+    for host, agent in visits:
+        ip = parse_ip(f"10.{host // 256}.{host % 256}.1")
+        r = replace(RECORD, ip=ip, user_agent=f"agent {agent}")
+        ua = UserAgentInfo(
+            f"B{agent % 2}", "1", "OS", "1", "Other", "", "", False, False, True, False
+        )
+        daily.add(anonymize_access(policy, salted, r, Enrichment(ua))["visitor_id"])
+        coarse.add(anonymize_access(policy, CTX, r, Enrichment(ua))["visitor_id"])
+    assert len(coarse) <= len(daily)

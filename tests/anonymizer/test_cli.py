@@ -69,7 +69,29 @@ def test_explain_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert "0123456709498765432101234567891" not in out and "987654321" not in out
 
 
-def test_explain_kind_defaults_to_access_log(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("kind", ["access_log", "device", "event", "mail_scan"])
+def test_explain_tells_the_kind_from_the_fields(
+    capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    status, out, _ = run(capsys, "explain", POLICY, str(SAMPLES / f"{kind}_record.json"))
+    assert status == 0 and out.startswith(f"{kind} record -> ")
+
+
+@pytest.mark.parametrize(
+    ("content", "found"),
+    [('{"time": "2026-01-01T00:00:00Z"}', "it fits no kind"), ('{"nope": 1}', "it fits no kind")],
+)
+def test_explain_without_kind_never_guesses(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: str, found: str
+) -> None:
+    record = tmp_path / "r.json"
+    record.write_text(content)
+    status, out, err = run(capsys, "explain", POLICY, str(record))
+    assert (status, out) == (1, "")
+    assert found in err and "give --kind" in err
+
+
+def test_explain_kind_is_told_from_the_fields(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(capsys, "explain", STRICT, str(SAMPLES / "access_log_record.json"))
     assert status == 0 and out.startswith("access_log record -> table access_log, policy version 7")
     assert '"ip_prefix": "203.0.0.0/16"' in out and '"session_pseudonym": ""' in out

@@ -104,14 +104,14 @@ def test_each_key_is_declared_once_and_the_known_keys_follow() -> None:
     """The parser, the known keys and `policy_settings` are derived from one declaration per
     key (the dataclass field): the tables below are what was once written out by hand."""
     dotted = [d.dotted for d in SETTINGS]
-    assert len(dotted) == len(set(dotted)) == 20
+    assert len(dotted) == len(set(dotted)) == 22
     assert dotted == list(policy_settings(default_policy()))
     assert {
         "": {"version", "ip", "geo", "identifiers", "url", "retention", "mail", "consent",
              "records", "pii", "reports"},
         "ip": {"ipv4_prefix", "ipv6_prefix"},
         "geo": {"granularity"},
-        "identifiers": {"fields", "rotation", "visitor_id"},
+        "identifiers": {"fields", "rotation", "visitor_id", "late_window_hours", "late_visitor_id"},
         "url": {"keep_query_params", "redact"},
         "retention": {"days", "plans"},
         "mail": {"routing_zip"},

@@ -34,7 +34,7 @@ def test_every_family_has_help_and_type_even_without_samples() -> None:
     lines = text.splitlines()
     typed = [ln.split()[2] for ln in lines if ln.startswith("# TYPE ")]
     helped = [ln.split()[2] for ln in lines if ln.startswith("# HELP ")]
-    assert typed == helped and len(typed) == 7
+    assert typed == helped and len(typed) == 9
     assert all(name.endswith("_total") for name in typed)  # counters keep their exposed names
 
 

@@ -32,8 +32,34 @@ def test_yesterday_only_within_the_grace_hour_and_never_recreated(tmp_path: Path
     early_next_day = 20_001 * DAY + GRACE_MS - 1
     assert store.salts(early_next_day)[20_000] == yesterday
     assert 20_000 not in store.salts(20_001 * DAY + GRACE_MS)
-    fresh = SaltStore(tmp_path / "other")
-    assert 20_000 not in fresh.salts(early_next_day)  # a past day's salt is never made afresh
+    assert store.sweep(20_001 * DAY + GRACE_MS) == ["2024-10-04"]
+    assert 20_000 not in store.salts(early_next_day)  # a destroyed day's salt is never made again
+
+
+HOUR = 3_600_000
+
+
+def test_a_late_window_keeps_past_salts_for_late_records(tmp_path: Path) -> None:
+    """Within `late_window_hours` a past day's salt is used (made on first use if it was never
+    made); after it the salt is destroyed, tombstoned, and never made again."""
+    store = SaltStore(tmp_path, keep_ms=lambda: 48 * HOUR)
+    two_days_on = 20_002 * DAY + 12 * HOUR  # 36 h after 2024-10-04 ended
+    salt = store.salts(two_days_on, 48 * HOUR)[20_000]
+    assert (tmp_path / "2024-10-04.salt").read_bytes() == salt
+    assert 20_000 not in store.salts(two_days_on, 24 * HOUR)  # a tenant with a shorter window
+    assert 19_999 not in store.salts(two_days_on, 48 * HOUR)  # 60 h after its day
+    assert store.sweep(two_days_on) == []
+    assert store.sweep(20_003 * DAY) == ["2024-10-04"]  # 48 h after the day
+    assert 20_000 not in store.salts(20_002 * DAY, 48 * HOUR)  # even with a clock gone back
+    assert 20_000 not in SaltStore(tmp_path, keep_ms=lambda: 48 * HOUR).salts(
+        20_002 * DAY, 48 * HOUR
+    )
+    assert not (tmp_path / "2024-10-04.salt").exists()
+
+
+def test_a_window_longer_than_the_store_keeps_is_cut_to_it(tmp_path: Path) -> None:
+    store = SaltStore(tmp_path)  # keeps the grace hour only
+    assert 20_000 not in store.salts(20_001 * DAY + 2 * HOUR, 48 * HOUR)
 
 
 def test_sweep_destroys_after_day_plus_grace(tmp_path: Path) -> None:

@@ -89,6 +89,10 @@ async def test_an_unusable_scratch_folder_is_answered_shown_and_recovered(
     r = await client.post("/v1/logs", json=[RECORD], headers=auth())
     assert r.status == 202, await r.text()
     assert query(client, "SELECT count() AS n FROM access_log") == [{"n": 1}]
+    # the sender sees it too: what was answered 503 is counted as failed, not accepted
+    r = await client.get("/v1/outcomes", headers=auth())
+    outcomes = {(o["outcome"], o["reason"]): o["count"] for o in (await r.json())["rows"]}
+    assert outcomes == {("failed", "storage"): 2, ("accepted", ""): 1}
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "storage for access_log is failing: FileExistsError EEXIST" in logged
     for value in RECORD.values():  # logged by kind, never with data

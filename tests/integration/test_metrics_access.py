@@ -100,7 +100,8 @@ FAMILIES = {  # every family the service exposes, named as before prometheus_cli
         "collector_records_consent_limited_total", "collector_policy_reloads_total",
         "collector_tenant_records_consent_limited_total", "collector_background_errors_total",
         "collector_insert_errors_total", "collector_salt_sweep_errors_total",
-        "collector_salts_destroyed_total",
+        "collector_salts_destroyed_total", "collector_records_outcomes_total",
+        "collector_tenant_records_outcomes_total",
     ],
     "gauge": [
         "collector_queued_rows", "collector_flushed_batches", "collector_idempotency_file_bytes",

@@ -204,3 +204,16 @@ async def test_a_malformed_request_logs_no_client_address(tmp_path: Path) -> Non
     assert "127.0.0.1" not in text.replace(
         f"http://127.0.0.1:{port}", ""
     )  # ... without the address
+
+
+def test_init_elsewhere_copies_the_policy_and_serve_refuses_a_missing_one(tmp_path: Path) -> None:
+    example = str(REPO / "collector.example.toml")
+    init = collector("init", "--config", "other/x.toml", "--example", example, cwd=tmp_path)
+    assert init.returncode == 0, init.stderr
+    copied = tmp_path / "other" / "policy.toml"
+    assert copied.read_text() == (REPO / "policy.toml").read_text()
+    copied.unlink()
+    serve = collector("serve", "--config", "other/x.toml", cwd=tmp_path)
+    # refused before it says it listens: no "listening" line followed by an exit
+    assert serve.returncode == 2 and "listening" not in serve.stdout
+    assert "[policy] file" in serve.stderr and "does not exist" in serve.stderr

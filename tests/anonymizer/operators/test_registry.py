@@ -32,6 +32,8 @@ CHANGED: dict[str, str] = {
     "identifiers.fields": '["user_id"]',
     "identifiers.rotation": '"daily"',
     "identifiers.visitor_id": '"daily"',
+    "identifiers.late_window_hours": "48",
+    "identifiers.late_visitor_id": '"coarse"',
     "url.keep_query_params": '["q", "utm_source"]',
     "url.redact": '["email"]',
     "mail.routing_zip": '"zip3"',
