@@ -10,8 +10,8 @@ Every table in `sql/` becomes two, both created `ON CLUSTER`:
 
 The sharding key is `cityHash64(tenant_id, time)` (`day` for a rollup, `hour` for outcomes;
 tables without those use their first column). It must be deterministic in the row: a retried
-insert carries the same `insert_deduplication_token`, and only when its rows split into the same per-shard blocks does
-each shard recognise and drop the repeat (`rand()` would store a retry twice). Hashing the time
+insert carries the same `insert_deduplication_token`, and only when its rows split into the same
+per-shard blocks does each shard recognise and drop the repeat (`rand()` would store a retry twice). Hashing the time
 with the tenant spreads even one large tenant over every shard, and queries read all shards in
 parallel; rollup states (`uniqCombined64`, quantiles) merge across shards at query time.
 
