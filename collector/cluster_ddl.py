@@ -8,12 +8,13 @@ Every table in `sql/` becomes two, both created `ON CLUSTER`:
 - `<table>`: a `Distributed` table over the local ones, keeping the `sql/` name, so the collector,
   reports and analysts use the same names on a cluster as on one server.
 
-The sharding key is `cityHash64(tenant_id, time)` (`day` for a rollup, `hour` for outcomes;
-tables without those use their first column). It must be deterministic in the row: a retried
-insert carries the same `insert_deduplication_token`, and only when its rows split into the same
-per-shard blocks does each shard recognise and drop the repeat (`rand()` would store a retry twice). Hashing the time
-with the tenant spreads even one large tenant over every shard, and queries read all shards in
-parallel; rollup states (`uniqCombined64`, quantiles) merge across shards at query time.
+The sharding key is `cityHash64(tenant_id, time)` (`day` for a rollup, `hour` for outcomes; tables
+without those use their first column). It must be deterministic in the row: a retried insert
+carries the same `insert_deduplication_token`, and only when its rows split into the same per-
+shard blocks does each shard recognise and drop the repeat (`rand()` would store a retry twice).
+Hashing the time with the tenant spreads even one large tenant over every shard, and queries read
+all shards in parallel; rollup states (`uniqCombined64`, quantiles) merge across shards at query
+time.
 
 Materialized views are created on every node and read the local table (`FROM <source>_local`),
 writing into the local rollup table (`TO <target>_local`): each shard aggregates the rows it
