@@ -42,6 +42,12 @@ PII_FIELDS = (
 )  # fmt: skip
 MAX_PII_DIGITS = 64
 DEFAULT_MIN_K = 5  # k-anonymity of reports (DESIGN: default 5)
+# requests for these (the path's file extension, lower case) are static assets, not pageviews
+DEFAULT_ASSET_EXTENSIONS = (
+    "avif", "bmp", "css", "eot", "gif", "gz", "ico", "jpeg", "jpg", "js", "json", "map", "mjs",
+    "mp3", "mp4", "otf", "png", "svg", "ttf", "txt", "webm", "webp", "woff", "woff2", "xml", "zip",
+)  # fmt: skip
+_EXTENSION = re.compile(r"^[a-z0-9]{1,8}$")
 # Fields that identify a person and may only be stored as keyed pseudonyms.
 MAX_IPV4_PREFIX = 24
 MAX_IPV6_PREFIX = 64
@@ -125,6 +131,8 @@ class ReportsPolicy:
     is merged into "(other)" or suppressed, and no caller may ask for a smaller k."""
 
     min_k: int = DEFAULT_MIN_K
+    # pageviews leave out non-bot requests whose path ends in one of these extensions
+    asset_extensions: tuple[str, ...] = DEFAULT_ASSET_EXTENSIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +246,12 @@ def parse_policy(text: str, base: str | None = None) -> Policy:
     )
     unknown = r.table("records").choice("unknown_fields", DEFAULT_UNKNOWN_FIELDS, UNKNOWN_FIELDS)
     # k >= 2: a "group" of one subject is that subject; the report's k parameter is a UInt32
+    rt, rd = r.table("reports"), ReportsPolicy()
+    extensions = rt.str_list("asset_extensions", rd.asset_extensions)
+    if not all(_EXTENSION.match(e) for e in extensions):
+        raise rt.fail("asset_extensions", "each must be 1 to 8 lower-case letters or digits")
     reports = ReportsPolicy(
-        r.table("reports").integer("min_k", ReportsPolicy().min_k, 2, 2**32 - 1)
+        rt.integer("min_k", rd.min_k, 2, 2**32 - 1), tuple(sorted(set(extensions)))
     )
     return Policy(
         version, ip, geo, identifiers, url, retention, mail, consent, unknown, _pii(r), reports
@@ -292,7 +304,7 @@ _SECTIONS: Mapping[str, frozenset[str]] = {
     "consent": frozenset({"analytics_without_consent", "honour_gpc", "honour_dnt"}),
     "records": frozenset({"unknown_fields"}),
     "pii": frozenset({"action", "digits", "fields"}),
-    "reports": frozenset({"min_k"}),
+    "reports": frozenset({"min_k", "asset_extensions"}),
 }
 
 
@@ -320,6 +332,7 @@ def policy_settings(policy: Policy) -> dict[str, Any]:
         "retention.days": policy.retention.days,
         "retention.plans": dict(sorted(policy.retention.plans.items())),
         "reports.min_k": policy.reports.min_k,
+        "reports.asset_extensions": list(policy.reports.asset_extensions),
     }
 
 
