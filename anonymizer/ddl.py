@@ -144,11 +144,11 @@ def _view(name: str, migration: str, target: str, select: str) -> View:
         clauses[keyword] = select[m.end() : stop].strip()
     source = clauses.get("FROM", "")
     columns: dict[str, str] = {}
-    if m := _ARRAY_JOIN.match(source):
+    if joined := _ARRAY_JOIN.match(source):
         # `FROM table ARRAY JOIN <array> AS alias`: each row of the table repeated once per
         # element; the alias is an expression over the table's columns like any other
-        aliased = _ALIAS.match(m["arrays"].strip())
-        source = m["table"] if aliased else ""
+        aliased = _ALIAS.match(joined["arrays"].strip())
+        source = joined["table"] if aliased else ""
         if aliased:
             columns[unquote(aliased["alias"])] = aliased["expr"].strip()
     if not simple or not _IDENTIFIER.match(source):

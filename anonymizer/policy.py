@@ -246,12 +246,12 @@ def parse_policy(text: str, base: str | None = None) -> Policy:
     )
     unknown = r.table("records").choice("unknown_fields", DEFAULT_UNKNOWN_FIELDS, UNKNOWN_FIELDS)
     # k >= 2: a "group" of one subject is that subject; the report's k parameter is a UInt32
-    rt, rd = r.table("reports"), ReportsPolicy()
-    extensions = rt.str_list("asset_extensions", rd.asset_extensions)
+    rt, rp = r.table("reports"), ReportsPolicy()
+    extensions = rt.str_list("asset_extensions", rp.asset_extensions)
     if not all(_EXTENSION.match(e) for e in extensions):
         raise rt.fail("asset_extensions", "each must be 1 to 8 lower-case letters or digits")
     reports = ReportsPolicy(
-        rt.integer("min_k", rd.min_k, 2, 2**32 - 1), tuple(sorted(set(extensions)))
+        rt.integer("min_k", rp.min_k, 2, 2**32 - 1), tuple(sorted(set(extensions)))
     )
     return Policy(
         version, ip, geo, identifiers, url, retention, mail, consent, unknown, _pii(r), reports

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from collector import handlers, policy_api, reports, rollups, subjects
+from collector import analyst_reports, handlers, policy_api, reports, rollups, subjects
 from collector.appkeys import (
     AUTH,
     BATCHERS,
@@ -103,6 +103,9 @@ def setup_routes(app: web.Application) -> None:
     )
     app.router.add_put("/v1/policy", _scoped(policy_api.put_policy, frozenset({"privacy"})))
     app.router.add_get("/v1/policy/audit", _scoped(policy_api.get_audit, frozenset({"privacy"})))
+    readers = frozenset({"analyst", "privacy"})
+    for path, report in analyst_reports.ROUTES.items():  # before /v1/reports/{name}
+        app.router.add_get(path, _scoped(report, readers))
     app.router.add_get(
         "/v1/reports/{name}", _scoped(reports.get_report, frozenset({"analyst", "privacy"}))
     )

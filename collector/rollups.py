@@ -13,6 +13,11 @@ from anonymizer.rules import Rollup
 from collector.sink import Sink
 
 ROLLUP_MIGRATION = "0008_rollups.sql"
+# the migrations that create rollups, and the rollup tables each creates
+ROLLUP_MIGRATIONS = {
+    ROLLUP_MIGRATION: ("access_daily", "events_daily", "mail_daily"),
+    "0009_report_rollups.sql": ("access_dims_daily", "access_hourly"),
+}
 ROLLUPS = tuple(_ROLLUPS.values())  # declared once, with the privacy rules of their columns
 
 
@@ -29,14 +34,17 @@ def migrate(sink: Sink) -> list[str]:
     """Apply pending migrations; when the rollups are new, fill them from the rows already
     stored (a view only sees inserts made after it exists)."""
     applied = sink.migrate()
-    if ROLLUP_MIGRATION in applied:
-        backfill(sink)
+    new = {t for m in applied for t in ROLLUP_MIGRATIONS.get(m, ())}
+    if new:
+        backfill(sink, new)
     return applied
 
 
-def backfill(sink: Sink) -> None:
-    """Fill every rollup from all the rows of its source table."""
+def backfill(sink: Sink, tables: set[str] | None = None) -> None:
+    """Fill every rollup (or those named) from all the rows of its source table."""
     for rollup in ROLLUPS:
+        if tables is not None and rollup.table not in tables:
+            continue
         sink.query(f"INSERT INTO `{rollup.table}` SELECT * FROM ({_view_select(sink, rollup)})")
 
 
