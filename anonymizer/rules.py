@@ -646,8 +646,19 @@ _A, _E, _M = "access_daily", "events_daily", "mail_daily"
 _D, _H = "access_dims_daily", "access_hourly"
 # the access_log columns the breakdown dimensions are read from (sql/0009_report_rollups.sql)
 _DIMENSION_SOURCES = (
-    "service", "route", "query", "status", "referrer_host", "geo_country", "geo_region",
-    "browser_family", "os_family", "is_mobile", "is_tablet", "is_pc", "is_bot",
+    "service",
+    "route",
+    "query",
+    "status",
+    "referrer_host",
+    "geo_country",
+    "geo_region",
+    "browser_family",
+    "os_family",
+    "is_mobile",
+    "is_tablet",
+    "is_pc",
+    "is_bot",
 )
 ROLLUP_COLUMNS: tuple[RollupColumn, ...] = (
     # access_daily <- access_log

@@ -314,7 +314,8 @@ def _access_groups(scope: Scope, dim: Dimension) -> str:
 
 def _event_groups(scope: Scope, dim: Dimension) -> str:
     return (
-        f"SELECT ({dim.sql}) AS value, ifNull(uniqCombined64Merge(users), 0) AS n_users, 0 AS n_visitors, "
+        f"SELECT ({dim.sql}) AS value, ifNull(uniqCombined64Merge(users), 0) AS n_users, "
+        "0 AS n_visitors, "
         "uniqCombined64MergeState(users) AS s_users, sum(events) AS g_events FROM events_daily "
         "WHERE tenant_id = {tenant:String} AND day BETWEEN {from:Date} AND {to:Date}"
         f"{_filters_of(scope, 'events')} GROUP BY value"

@@ -75,7 +75,8 @@ async def test_summary_and_series_equal_sql_truth_on_the_corpus(start: AppFactor
         client, f"SELECT countIf(is_bot) FROM access_log WHERE {where}"
     )
     pageviews = one(
-        client, f"SELECT countIf(NOT is_bot AND {EXT} NOT IN {ASSETS}) FROM access_log WHERE {where}"
+        client,
+        f"SELECT countIf(NOT is_bot AND {EXT} NOT IN {ASSETS}) FROM access_log WHERE {where}",
     )
     assert s["pageviews"]["value"] == pageviews < s["requests"]["value"]
     errors = one(client, f"SELECT countIf(status >= 500) / count() FROM access_log WHERE {where}")
@@ -91,7 +92,9 @@ async def test_summary_and_series_equal_sql_truth_on_the_corpus(start: AppFactor
         for r in query(client, "SELECT toDate(time) AS d, count() AS n FROM access_log GROUP BY d")
     }
     assert {r["time"]: r["value"] for r in series["rows"] if r["value"]} == truth
-    hourly = await get(client, "timeseries", interval="hour", metric="pageviews", to=TO, **{"from": TO})
+    hourly = await get(
+        client, "timeseries", interval="hour", metric="pageviews", to=TO, **{"from": TO}
+    )
     assert len(hourly["rows"]) == 24 and hourly["rows"][0]["time"] == f"{TO}T00:00:00Z"
     pv_today = one(
         client, f"SELECT countIf(NOT is_bot AND {EXT} NOT IN {ASSETS}) FROM access_log "
@@ -170,7 +173,7 @@ async def test_rollup_and_table_paths_agree_for_every_dimension(start: AppFactor
         scope = Scope("acme", TODAY - timedelta(days=3), TODAY, 5, {}, DEFAULT_ASSET_EXTENSIONS)
         params = scope.params() | {"dimension": name, "k": 5}
 
-        def rows(s: Scope, params: dict[str, Any] = params) -> list[Any]:
+        def rows(s: Scope, params: dict[str, Any] = params, name: str = name) -> list[Any]:
             return sorted(map(str, sink.query(breakdown_sql(s, DIMENSIONS[name]), params)))
 
         from_rollup = rows(scope)
@@ -238,7 +241,9 @@ async def test_bad_parameters_are_refused(
     assert set(body) == {"error", "detail"} and "x" * 20 not in body["detail"]
 
 
-async def test_utm_dimensions_need_the_policy_to_keep_them(start: AppFactory, tmp_path: Any) -> None:
+async def test_utm_dimensions_need_the_policy_to_keep_them(
+    start: AppFactory, tmp_path: Any
+) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text('version = 1\n[url]\nkeep_query_params = ["utm_source"]\n')
     client = await start(policy_file=policy)
