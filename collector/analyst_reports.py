@@ -342,6 +342,11 @@ def breakdown_sql(scope: Scope, dim: Dimension) -> str:
 
 
 async def get_breakdown(request: web.Request) -> web.Response:
+    return web.json_response(await breakdown_report(request))
+
+
+async def breakdown_report(request: web.Request) -> dict[str, Any]:
+    """The breakdown's answer (also rendered as CSV by the dashboard)."""
     name = request.query.get("dimension")
     dim = DIMENSIONS.get(name or "")
     if dim is None:
@@ -371,17 +376,15 @@ async def get_breakdown(request: web.Request) -> web.Response:
         if dim.source == "events" or not int(r["visitors"]):
             r["visitors"] = int(r["visitors"]) or int(r["users"])
         r.pop("users")
-    return web.json_response(
-        {
-            "report": "breakdown",
-            "dimension": dim.name,
-            **_echo(scope),
-            "suppressed": suppressed,
-            "other_shown": other is not None,
-            "truncated": truncated,
-            "rows": rows,
-        }
-    )
+    return {
+        "report": "breakdown",
+        "dimension": dim.name,
+        **_echo(scope),
+        "suppressed": suppressed,
+        "other_shown": other is not None,
+        "truncated": truncated,
+        "rows": rows,
+    }
 
 
 ROUTES = {

@@ -11,7 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from collector import analyst_reports, handlers, policy_api, reports, rollups, subjects
+from collector import (
+    analyst_reports,
+    dashboard,
+    handlers,
+    policy_api,
+    privacy_view,
+    reports,
+    rollups,
+    subjects,
+)
 from collector.appkeys import (
     AUTH,
     BATCHERS,
@@ -49,7 +58,7 @@ SALT_SWEEP_SECONDS = SWEEP_INTERVAL_S
 def create_app(config: Config) -> web.Application:
     app = web.Application(
         client_max_size=config.server.max_decompressed_bytes,
-        middlewares=[errors_middleware, auth_middleware],
+        middlewares=[dashboard.security_headers, errors_middleware, auth_middleware],
     )
     app[CONFIG] = config
     app[AUTH] = Authenticator(config.tenants)
@@ -112,6 +121,8 @@ def setup_routes(app: web.Application) -> None:
     privacy = frozenset({"privacy"})
     app.router.add_post("/v1/subjects/export", _scoped(subjects.export_subject, privacy))
     app.router.add_post("/v1/subjects/delete", _scoped(subjects.delete_subject, privacy))
+    app.router.add_get("/v1/privacy/overview", _scoped(privacy_view.privacy_overview, privacy))
+    dashboard.setup(app)
     public = {
         "/healthz": handlers.healthz,
         "/readyz": handlers.readyz,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from anonymizer.pseudonym import KEY_BYTES, PseudonymKey
 from collector.errors import CollectorError
 
 GENERATION_FILE = "generation"
+SHRED_LOG = "shredded.log"  # one `epoch unix-time` line per shredded key
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +128,24 @@ class KeyStore:
             self._cache.pop((tenant_id, k.epoch), None)
             gone.append(k)
         if gone:
+            with open(self.root / tenant_id / SHRED_LOG, "a") as log:
+                for k in gone:
+                    log.write(f"{k.epoch} {time.time():.0f}\n")  # the privacy view lists them
             _fsync_dir(self.root / tenant_id)
         return gone
+
+    def shredded(self, tenant_id: str) -> list[tuple[str, float]]:
+        """(epoch, when) of every key shredded, oldest first (from the shred log)."""
+        try:
+            lines = (self.root / tenant_id / SHRED_LOG).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            epoch, _, when = line.partition(" ")
+            if when.isdigit():
+                out.append((epoch, float(when)))
+        return out
 
 
 def _fsync_dir(folder: Path) -> None:
