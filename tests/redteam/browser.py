@@ -88,7 +88,7 @@ class Page:
 
     async def screenshot(self, path: Path) -> Path:
         r = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-        path.write_bytes(base64.b64decode(r["data"]))
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(r["data"]))
         return path
 
 
