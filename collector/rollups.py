@@ -18,6 +18,7 @@ ROLLUP_MIGRATIONS = {
     ROLLUP_MIGRATION: ("access_daily", "events_daily", "mail_daily"),
     "0009_report_rollups.sql": ("access_dims_daily", "access_hourly"),
 }
+DAY_OF = {"access_hourly": "toDate(hour)"}  # a rollup's day, when it has no `day` column
 ROLLUPS = tuple(_ROLLUPS.values())  # declared once, with the privacy rules of their columns
 
 
@@ -53,9 +54,10 @@ def rebuild_days(sink: Sink, source: str, tenant_id: str, days: list[str]) -> No
     if not days:
         return
     params = {"t": tenant_id, "days": days}
-    where = "tenant_id = {t:String} AND day IN {days:Array(Date)}"
     for rollup in ROLLUPS:
         if rollup.source == source:
+            day = DAY_OF.get(rollup.table, "day")
+            where = f"tenant_id = {{t:String}} AND {day} IN {{days:Array(Date)}}"
             sink.query(f"DELETE FROM `{rollup.table}` WHERE {where}", params)
             select = _view_select(sink, rollup)
             sink.query(

@@ -18,7 +18,15 @@ from collector import analyst_reports
 from collector.analyst_reports import Scope, breakdown_sql
 from collector.appkeys import SINK
 from collector.dimensions import DIMENSIONS
-from tests.conftest import ANALYST_KEY, API_KEY, AppFactory, auth, corpus_lines_today, query
+from tests.conftest import (
+    ANALYST_KEY,
+    API_KEY,
+    PRIVACY_KEY,
+    AppFactory,
+    auth,
+    corpus_lines_today,
+    query,
+)
 from tests.integration.test_openapi import check
 
 TODAY = datetime.now(UTC).date()
@@ -261,3 +269,20 @@ async def test_scopes_and_routes(start: AppFactory) -> None:
     }  # fmt: skip
     r = await client.get("/v1/reports/traffic", headers=auth(ANALYST_KEY))
     assert r.status == 200 and (await r.json())["report"] == "traffic"  # the named reports stay
+
+
+async def test_subject_deletion_rebuilds_the_report_rollups(start: AppFactory) -> None:
+    client = await start()
+    records = [
+        {"ip": f"198.51.100.{i}", "path": "/a", "user_agent": UA, "user_id": f"u{i}"}
+        for i in range(7)
+    ]
+    await client.post("/v1/logs", json=records, headers=auth())
+    before = (await get(client, "breakdown", dimension="pages"))["rows"]
+    assert [(r["value"], r["visitors"]) for r in before] == [("/a", 7)]
+    r = await client.post("/v1/subjects/delete", json={"user_id": "u0"}, headers=auth(PRIVACY_KEY))
+    assert (await r.json())["verified"] is True
+    after = await get(client, "breakdown", dimension="pages")
+    assert [(r["value"], r["visitors"]) for r in after["rows"]] == [("/a", 6)]
+    summary = await get(client, "summary")
+    assert summary["summary"]["requests"]["value"] == 6  # access_hourly rebuilt too
