@@ -21,7 +21,7 @@ from typing import Any
 
 from anonymizer.policy import DEFAULT_ASSET_EXTENSIONS
 from collector import rollups
-from collector.analyst_reports import _TOTALS, Scope, _totals_source, breakdown_sql
+from collector.analyst_reports import Scope, breakdown_sql, totals_sql
 from collector.config import StorageConfig
 from collector.dimensions import DIMENSIONS
 from collector.storage import open_sink
@@ -126,14 +126,8 @@ def run(sink: Any, frm: Any, to: Any) -> list[str]:
     base, _ = timed(sink, "SELECT 1", {})
     out = [f"| (a trivial query: the engine's per-query cost) | {base:.1f} | {base:.1f} | | |"]
     cases: list[tuple[str, Any]] = [
-        ("summary (30 days)", lambda s: f"SELECT {_TOTALS} FROM ({_totals_source(s, 'day')})"),
-        (
-            "timeseries, hourly (30 days)",
-            lambda s: (
-                f"SELECT bucket, {_TOTALS} FROM ({_totals_source(s, 'hour')}) "
-                "GROUP BY bucket ORDER BY bucket"
-            ),
-        ),
+        ("summary (30 days)", totals_sql),
+        ("timeseries, hourly (30 days)", lambda s: totals_sql(s, "hour")),
     ]
     for name in ("browsers", "pages", "countries", "referrers"):
         cases.append(

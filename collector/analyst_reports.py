@@ -42,9 +42,6 @@ METRICS = (
     "duration_p95",
 )  # fmt: skip
 _COMMON = ("from", "to", "k")
-_VISITORS = "ifNull(uniqCombined64MergeIf(visitors, NOT is_bot), 0)"
-_USERS = "ifNull(uniqCombined64MergeIf(users, NOT is_bot), 0)"
-_PAGEVIEW = "NOT is_bot AND extension NOT IN {assets:Array(String)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,41 +113,67 @@ def _filters_of(scope: Scope, source: str) -> str:
 
 
 _RAW_WHERE = "tenant_id = {tenant:String} AND toDate(time) BETWEEN {from:Date} AND {to:Date}"
-_RAW_STATES = (
-    "count() AS requests, countIf(status >= 500) AS errors, "
-    "uniqCombined64State(nullIf(visitor_id, '')) AS visitors, "
-    "uniqCombined64State(nullIf(user_pseudonym, '')) AS users, "
-    "quantilesState(0.5, 0.95)(duration_ms) AS duration_ms"
-)
+_RAW_SKETCHED = {"visitors": "nullIf(visitor_id, '')", "users": "nullIf(user_pseudonym, '')"}
 
 
-def _totals_source(scope: Scope, bucket: str) -> str:
-    """Rows of (bucket, is_bot, extension, states) from the hourly rollup or, filtered, the
-    table. `bucket` is `day` or `hour`."""
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """Where a report's rows come from, one level deep: a rollup (its states are merged) or the
+    anonymized table (states are built from the rows). Both give the same aggregate states."""
+
+    table: str
+    where: str
+    extension: str  # SQL of the request path's extension
+    raw: bool
+
+    def count(self, cond: str = "") -> str:
+        if self.raw:
+            return f"countIf({cond})" if cond else "count()"
+        return f"sumIf(requests, {cond})" if cond else "sum(requests)"
+
+    def distinct(self, sketch: str, cond: str, state: bool = False) -> str:
+        """Distinct visitors or users where `cond` (as a number, or as a mergeable state)."""
+        if self.raw:
+            call = f"uniqCombined64{'State' if state else ''}If({_RAW_SKETCHED[sketch]}, {cond})"
+        else:
+            call = f"uniqCombined64Merge{'State' if state else ''}If({sketch}, {cond})"
+        return call if state else f"ifNull({call}, 0)"
+
+    def pageview(self) -> str:
+        return f"NOT is_bot AND {self.extension} NOT IN {{assets:Array(String)}}"
+
+
+def _totals_read(scope: Scope) -> _Read:
     if scope.from_table:
-        b = "toDate(time)" if bucket == "day" else "toStartOfHour(time, 'UTC')"
-        return (
-            f"SELECT {b} AS bucket, is_bot, {EXTENSION_SQL} AS extension, {_RAW_STATES} "
-            f"FROM access_log WHERE {_RAW_WHERE}{_filters_of(scope, 'access')} "
-            "GROUP BY bucket, is_bot, extension"
-        )
-    b = "toDate(hour)" if bucket == "day" else "hour"
-    return (
-        f"SELECT {b} AS bucket, is_bot, extension, sum(requests) AS requests, "
-        "sum(errors) AS errors, uniqCombined64MergeState(visitors) AS visitors, "
-        "uniqCombined64MergeState(users) AS users, "
-        "quantilesMergeState(0.5, 0.95)(duration_ms) AS duration_ms FROM access_hourly "
-        "WHERE tenant_id = {tenant:String} AND toDate(hour) BETWEEN {from:Date} AND {to:Date} "
-        "GROUP BY bucket, is_bot, extension"
+        where = _RAW_WHERE + _filters_of(scope, "access")
+        return _Read("access_log", where, EXTENSION_SQL, raw=True)
+    where = "tenant_id = {tenant:String} AND toDate(hour) BETWEEN {from:Date} AND {to:Date}"
+    return _Read("access_hourly", where, "extension", raw=False)
+
+
+def totals_sql(scope: Scope, bucket: str = "") -> str:
+    """The summary metrics over the range, or per `day` / `hour` bucket, from the hourly rollup
+    or (filtered) the table. `t_` names: an alias equal to a column would shadow it."""
+    r = _totals_read(scope)
+    errors = "countIf(status >= 500)" if r.raw else "sum(errors)"
+    duration = "quantiles" if r.raw else "quantilesMerge"
+    cols = (
+        f"{r.distinct('visitors', 'NOT is_bot')} AS t_visitors, "
+        f"{r.distinct('users', 'NOT is_bot')} AS t_users, "
+        f"{r.count(r.pageview())} AS t_pageviews, {r.count()} AS t_requests, "
+        f"{r.count('is_bot')} AS t_bot_requests, {errors} AS t_errors, "
+        f"{duration}(0.5, 0.95)(duration_ms) AS t_duration"
     )
-
-
-_TOTALS = (
-    f"{_VISITORS} AS t_visitors, {_USERS} AS t_users, "
-    f"sumIf(requests, {_PAGEVIEW}) AS t_pageviews, sum(requests) AS t_requests, "
-    "sumIf(requests, is_bot) AS t_bot_requests, sum(errors) AS t_errors, "
-    "quantilesMerge(0.5, 0.95)(duration_ms) AS t_duration"
-)  # t_ names: an alias equal to a column would shadow it in the other aggregates
+    if not bucket:
+        return f"SELECT {cols} FROM {r.table} WHERE {r.where}"
+    if r.raw:
+        b = "toDate(time)" if bucket == "day" else "toStartOfHour(time, 'UTC')"
+    else:
+        b = "toDate(hour)" if bucket == "day" else "hour"
+    return (
+        f"SELECT {b} AS bucket, {cols} FROM {r.table} WHERE {r.where} "
+        "GROUP BY bucket ORDER BY bucket"
+    )
 
 
 def _subjects(row: dict[str, Any]) -> int:
@@ -177,7 +200,7 @@ def _metrics(row: dict[str, Any]) -> dict[str, Any]:
 
 async def _period(request: web.Request, scope: Scope, frm: date, to: date) -> dict[str, Any]:
     """The totals of one period, or None for each metric when it holds fewer than k subjects."""
-    sql = f"SELECT {_TOTALS} FROM ({_totals_source(scope, 'day')})"
+    sql = totals_sql(scope)
     rows = await request.app[DB].query(sql, scope.params(frm, to))
     row = rows[0] if rows else {}
     if not row or int(row["t_requests"]) == 0:
@@ -252,10 +275,7 @@ async def get_timeseries(request: web.Request) -> web.Response:
         request, ("interval", "metric"), MAX_HOUR_DAYS if interval == "hour" else MAX_DAYS
     )
     _filters_of(scope, "access")
-    sql = (
-        f"SELECT bucket, {_TOTALS} FROM ({_totals_source(scope, interval)}) "
-        "GROUP BY bucket ORDER BY bucket"
-    )
+    sql = totals_sql(scope, interval)
     found = {
         _bucket_key(r["bucket"], interval): r
         for r in await request.app[DB].query(sql, scope.params())
@@ -285,29 +305,27 @@ async def get_timeseries(request: web.Request) -> web.Response:
 
 
 def _access_groups(scope: Scope, dim: Dimension) -> str:
-    """One row per value of `dim`: the counts and the value's visitor and user states."""
+    """One row per value of `dim` with human traffic: the counts and the value's visitor and
+    user states (merged again into `(other)` by `breakdown_sql`)."""
     if scope.from_table:
-        source = (
-            f"SELECT ({dim.sql}) AS value, is_bot, {EXTENSION_SQL} AS extension, "
-            "count() AS requests, uniqCombined64State(nullIf(visitor_id, '')) AS visitors, "
-            "uniqCombined64State(nullIf(user_pseudonym, '')) AS users FROM access_log "
-            f"WHERE {_RAW_WHERE}{_filters_of(scope, 'access')} GROUP BY value, is_bot, extension"
-        )
+        where = _RAW_WHERE + _filters_of(scope, "access")
+        r, value = _Read("access_log", where, EXTENSION_SQL, raw=True), f"({dim.sql})"
     else:
-        source = (
-            "SELECT value, is_bot, extension, sum(requests) AS requests, "
-            "uniqCombined64MergeState(visitors) AS visitors, "
-            "uniqCombined64MergeState(users) AS users FROM access_dims_daily "
-            "WHERE tenant_id = {tenant:String} AND dimension = {dimension:String} "
-            "AND day BETWEEN {from:Date} AND {to:Date} GROUP BY value, is_bot, extension"
+        where = (
+            "tenant_id = {tenant:String} AND dimension = {dimension:String} "
+            "AND day BETWEEN {from:Date} AND {to:Date}"
         )
-    where = " WHERE extension NOT IN {assets:Array(String)}" if dim.pageviews_only else ""
+        r, value = _Read("access_dims_daily", where, "extension", raw=False), "value"
+    if dim.pageviews_only:
+        where += f" AND {r.extension} NOT IN {{assets:Array(String)}}"
+    human = "NOT is_bot"
     return (
-        f"SELECT value, {_VISITORS} AS n_visitors, {_USERS} AS n_users, "
-        "uniqCombined64MergeStateIf(visitors, NOT is_bot) AS s_visitors, "
-        "uniqCombined64MergeStateIf(users, NOT is_bot) AS s_users, "
-        f"sumIf(requests, {_PAGEVIEW}) AS g_pageviews, sumIf(requests, NOT is_bot) AS g_requests, "
-        f"sumIf(requests, is_bot) AS g_bot_requests FROM ({source}){where} GROUP BY value "
+        f"SELECT {value} AS value, {r.distinct('visitors', human)} AS n_visitors, "
+        f"{r.distinct('users', human)} AS n_users, "
+        f"{r.distinct('visitors', human, state=True)} AS s_visitors, "
+        f"{r.distinct('users', human, state=True)} AS s_users, "
+        f"{r.count(r.pageview())} AS g_pageviews, {r.count(human)} AS g_requests, "
+        f"{r.count('is_bot')} AS g_bot_requests FROM {r.table} WHERE {where} GROUP BY value "
         "HAVING g_requests > 0"  # values seen only from bots are not people's traffic
     )
 
