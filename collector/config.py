@@ -19,7 +19,7 @@ TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 MIB = 1024 * 1024
-KEY_NAME = re.compile(r"^[A-Za-z0-9 ._@-]{0,64}$")  # shown in the audit history
+KEY_NAME = re.compile(r"^[A-Za-z0-9 ._@(),'-]{0,64}$")  # shown in the audit history
 
 
 @dataclass(frozen=True, slots=True)

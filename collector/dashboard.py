@@ -23,6 +23,7 @@ from aiohttp import web
 from collector import analyst_reports, privacy_view
 from collector.appkeys import AUTH, CONFIG, TENANT
 from collector.auth import Tenant
+from collector.config import is_loopback
 from collector.errors import Forbidden, HttpError, Unauthorized
 from collector.sessions import Session, SessionStore
 
@@ -74,14 +75,20 @@ def _page(name: str, **values: str) -> web.Response:
 
 
 def _same_origin(request: web.Request) -> None:
-    """A POST from another site is refused: its Origin (or Referer) must be this origin."""
-    own = f"{request.scheme}://{request.host}"
-    origin = request.headers.get("Origin")
-    if origin is None:
-        referer = request.headers.get("Referer", "")
-        origin = "/".join(referer.split("/", 3)[:3]) if referer else ""
-    if origin != own:
+    """A POST from another site is refused: the host of its Origin (or Referer) must be this
+    one. The scheme is not compared: behind a TLS-terminating proxy the browser says https while
+    the collector hears http; another site can never send this host."""
+    origin = request.headers.get("Origin") or request.headers.get("Referer") or ""
+    scheme, sep, rest = origin.partition("://")
+    host = rest.split("/", 1)[0]
+    if not sep or scheme not in ("http", "https") or not host or host != request.host:
         raise Forbidden("a dashboard form must be posted from the dashboard itself")
+
+
+def _secure(request: web.Request) -> bool:
+    """Secure cookies over TLS, and off loopback too: plain HTTP is served there only behind a
+    TLS-terminating proxy (`allow_plaintext`), so the browser speaks https."""
+    return request.secure or not is_loopback(request.app[CONFIG].server.host)
 
 
 def _session(request: web.Request) -> tuple[Session, Tenant] | None:
@@ -134,7 +141,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         path=PREFIX,
         max_age=request.app[SESSIONS].ttl_s,
         httponly=True,
-        secure=request.secure,
+        secure=_secure(request),
         samesite="Strict",
     )
     return response

@@ -139,3 +139,15 @@ async def test_privacy_overview_names_the_actor(start: AppFactory, config: Any) 
     assert (await sign_in(client, ADMIN_KEY)).status == 303
     r = await client.get("/dashboard/api/privacy")
     assert r.status == 200 and (await r.json())["tenant_id"] == "acme"
+
+
+async def test_behind_a_tls_proxy_the_cookie_is_secure(start: AppFactory, config: Any) -> None:
+    """Off loopback, plain HTTP is served only behind a TLS-terminating proxy: the browser sees
+    https (its Origin says so) and the cookie must be Secure."""
+    server = replace(config.server, host="0.0.0.0", allow_plaintext=True)
+    client = await start(server=server)
+    host = str(client.make_url("")).split("://")[1].rstrip("/")
+    r = await sign_in(client, ANALYST_KEY, origin=f"https://{host}")
+    assert r.status == 303 and "Secure" in r.headers["Set-Cookie"]
+    r = await sign_in(client, ANALYST_KEY, origin=f"https://{host}.evil.example")
+    assert r.status == 403
