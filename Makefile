@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= collector.toml
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,15 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict anonymizer collector
 
-test: lint
+# Debian's chromium for the dashboard's browser tests (tests/redteam/test_dashboard_browser.py);
+# where it cannot be installed (no apt, not root) those tests skip and say why
+APT_CHROMIUM := DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& { $(APT_CHROMIUM) || { apt-get update -q && $(APT_CHROMIUM); }; }; } \
+		|| echo "chromium not installed: the browser tests will skip"
+
+test: lint browser
 	$(BIN)/python -m pytest
 
 bench: install

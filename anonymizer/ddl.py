@@ -71,6 +71,7 @@ _CLAUSE = re.compile(
 )
 _IDENTIFIER = re.compile(r"^(?:[\w`\"]+\.)?(?:\w+|`[^`]+`|\"[^\"]+\")$")
 _ALIAS = re.compile(r"^(?P<expr>.*)\s+AS\s+(?P<alias>\w+|`[^`]+`|\"[^\"]+\")$", re.S | re.I)
+_ARRAY_JOIN = re.compile(r"^(?P<table>\S+)\s+ARRAY\s+JOIN\s+(?P<arrays>.*)$", re.S | re.I)
 _SET_OPERATIONS = frozenset({"UNION", "EXCEPT", "INTERSECT", "WITH"})
 _COLUMN_END = frozenset(
     {"DEFAULT", "MATERIALIZED", "ALIAS", "EPHEMERAL", "CODEC", "TTL", "COMMENT", "AFTER",
@@ -142,9 +143,16 @@ def _view(name: str, migration: str, target: str, select: str) -> View:
         simple = simple and keyword not in clauses and keyword not in _SET_OPERATIONS
         clauses[keyword] = select[m.end() : stop].strip()
     source = clauses.get("FROM", "")
+    columns: dict[str, str] = {}
+    if joined := _ARRAY_JOIN.match(source):
+        # `FROM table ARRAY JOIN <array> AS alias`: each row of the table repeated once per
+        # element; the alias is an expression over the table's columns like any other
+        aliased = _ALIAS.match(joined["arrays"].strip())
+        source = joined["table"] if aliased else ""
+        if aliased:
+            columns[unquote(aliased["alias"])] = aliased["expr"].strip()
     if not simple or not _IDENTIFIER.match(source):
         source = ""  # a join, a subquery, a UNION, a CTE: rules.py cannot vouch for it
-    columns: dict[str, str] = {}
     for item in split(clauses.get("SELECT", "")):
         aliased = _ALIAS.match(item)
         columns.setdefault(_name(item), aliased["expr"].strip() if aliased else item)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -67,6 +67,12 @@ PII_FIELDS = (
 )  # fmt: skip
 MAX_PII_DIGITS = 64
 DEFAULT_MIN_K = 5  # k-anonymity of reports (DESIGN: default 5)
+# requests for these (the path's file extension, lower case) are static assets, not pageviews
+DEFAULT_ASSET_EXTENSIONS = (
+    "avif", "bmp", "css", "eot", "gif", "gz", "ico", "jpeg", "jpg", "js", "json", "map", "mjs",
+    "mp3", "mp4", "otf", "png", "svg", "ttf", "txt", "webm", "webp", "woff", "woff2", "xml", "zip",
+)  # fmt: skip
+_EXTENSION = re.compile(r"^[a-z0-9]{1,8}$")
 # Fields that identify a person and may only be stored as keyed pseudonyms.
 MAX_IPV4_PREFIX = 24
 MAX_IPV6_PREFIX = 64
@@ -107,6 +113,13 @@ def _digits(t: TomlTable, name: str, default: int) -> int:
     if 0 < digits < 4:
         raise t.fail(name, "must be 0 (off) or from 4: shorter runs are ordinary")
     return digits
+
+
+def _extensions(t: TomlTable, name: str, default: Iterable[str]) -> tuple[str, ...]:
+    extensions = t.str_list(name, default)
+    if not all(_EXTENSION.match(e) for e in extensions):
+        raise t.fail(name, "each must be 1 to 8 lower-case letters or digits")
+    return tuple(sorted(set(extensions)))
 
 
 def _pii_fields(t: TomlTable, name: str, default: Mapping[str, str]) -> Mapping[str, PiiAction]:
@@ -224,6 +237,8 @@ class ReportsPolicy:
 
     # k >= 2: a "group" of one subject is that subject; the report's k parameter is a UInt32
     min_k: int = key(DEFAULT_MIN_K, integer(2, 2**32 - 1))
+    # pageviews leave out non-bot requests whose path ends in one of these extensions
+    asset_extensions: tuple[str, ...] = key(DEFAULT_ASSET_EXTENSIONS, _extensions, show=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -600,6 +600,8 @@ ROLLUPS: Mapping[str, Rollup] = MappingProxyType(
         "access_daily": Rollup("access_daily", "access_log", "access_daily_mv"),
         "events_daily": Rollup("events_daily", "usage_events", "events_daily_mv"),
         "mail_daily": Rollup("mail_daily", "mail_scans", "mail_daily_mv"),
+        "access_dims_daily": Rollup("access_dims_daily", "access_log", "access_dims_daily_mv"),
+        "access_hourly": Rollup("access_hourly", "access_log", "access_hourly_mv"),
     }
 )
 
@@ -660,6 +662,23 @@ def _count(table: str, column: str, what: str) -> RollupColumn:
 
 
 _A, _E, _M = "access_daily", "events_daily", "mail_daily"
+_D, _H = "access_dims_daily", "access_hourly"
+# the access_log columns the breakdown dimensions are read from (sql/0011_report_rollups.sql)
+_DIMENSION_SOURCES = (
+    "service",
+    "route",
+    "query",
+    "status",
+    "referrer_host",
+    "geo_country",
+    "geo_region",
+    "browser_family",
+    "os_family",
+    "is_mobile",
+    "is_tablet",
+    "is_pc",
+    "is_bot",
+)
 ROLLUP_COLUMNS: tuple[RollupColumn, ...] = (
     # access_daily <- access_log
     *_common(_A),
@@ -712,6 +731,51 @@ ROLLUP_COLUMNS: tuple[RollupColumn, ...] = (
     _group(_M, "event", "A scan event is a step of the postal process."),
     _count(_M, "scans", "scans"),
     _sketch(_M, "pieces", "serial_pseudonym", "mail-piece serial pseudonyms"),
+    # access_dims_daily <- access_log: one row per day, dimension and value
+    *_common(_D),
+    RollupColumn(
+        _D, "dimension", _DIMENSION_SOURCES, "grouped by",
+        "the name of the report dimension the row belongs to (`pages`, `browsers`, ...)",
+        "A dimension's name is a constant of the schema.",
+    ),
+    RollupColumn(
+        _D, "value", _DIMENSION_SOURCES, "grouped by",
+        "one dimension's value: the route template, referrer host, an allow-listed utm_* "
+        "parameter of the kept query, country, country-region, browser, OS or device family, "
+        "device type, status code or service",
+        "Each value is one column the anonymized row already holds, shared by everyone with that "
+        "value; reports show a value only when at least k subjects have it.",
+    ),
+    _group(_D, "is_bot", "Whether a client is a bot says nothing about a person."),
+    _group(_D, "extension", "A file extension (`css`, `png`) describes the resource, not the "
+           "person.", source="path", how="the lower-cased extension of the stored path's last "
+           "segment (up to 8 letters or digits; else empty)"),
+    _count(_D, "requests", "requests"),
+    _sketch(_D, "visitors", "visitor_id", "daily visitor ids"),
+    _sketch(_D, "users", "user_pseudonym", "user pseudonyms"),
+    # access_hourly <- access_log: the totals per hour
+    _group(_H, "tenant_id", "The tenant is the organisation that sent the data, not a person."),
+    _group(_H, "hour", "An hour is shared by everything that happened in it.", source="time",
+           how="the UTC hour of `time`; minutes and seconds are not kept"),
+    _group(_H, "retention_days", "A number of days says nothing about a person.",
+           how="the source rows' `retention_days`; drives the rollup's TTL"),
+    _group(_H, "is_bot", "Whether a client is a bot says nothing about a person."),
+    _group(_H, "extension", "A file extension (`css`, `png`) describes the resource, not the "
+           "person.", source="path", how="the lower-cased extension of the stored path's last "
+           "segment (up to 8 letters or digits; else empty)"),
+    _count(_H, "requests", "requests"),
+    RollupColumn(
+        _H, "errors", ("status",), "counted", "the number of requests answered 5xx",
+        "A count of failed requests describes the server, not a person.",
+    ),
+    _sketch(_H, "visitors", "visitor_id", "daily visitor ids"),
+    _sketch(_H, "users", "user_pseudonym", "user pseudonyms"),
+    RollupColumn(
+        _H, "duration_ms", ("duration_ms",), "quantiles",
+        "the state of the hour's 50th and 95th percentiles of `duration_ms` (a sample of its "
+        "values)",
+        "Percentiles of server time over an hour describe the server, not a person.",
+    ),
 )  # fmt: skip
 
 
@@ -731,6 +795,8 @@ RECORD_KEYS: Mapping[str, str] = MappingProxyType(
         "identifiers (`strip_identifiers`) or is not stored (`drop`)",
         "reports.min_k": "the reports API (`GET /v1/reports/...`): a group of fewer distinct "
         'subjects is merged into "(other)" or suppressed; no caller may ask for a smaller k',
+        "reports.asset_extensions": "the reports API: a request whose path ends in one of these "
+        "extensions is a static asset, not a pageview (nothing stored changes)",
     }
 )
 

@@ -11,7 +11,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from collector import admin_api, handlers, outcomes_api, policy_api, reports, subjects
+from collector import (
+    admin_api,
+    analyst_reports,
+    dashboard,
+    handlers,
+    outcomes_api,
+    policy_api,
+    privacy_view,
+    reports,
+    subjects,
+)
 from collector.appkeys import (
     AUTH,
     BATCHERS,
@@ -71,7 +81,7 @@ def create_app(config: Config, role: Role | None = None) -> web.Application:
         return create_ingest_worker_app(config, role)
     app = web.Application(
         client_max_size=config.server.max_decompressed_bytes,
-        middlewares=[errors_middleware, auth_middleware],
+        middlewares=[dashboard.security_headers, errors_middleware, auth_middleware],
     )
     app[CONFIG] = config
     app[AUTH] = Authenticator(config.tenants)
@@ -159,6 +169,9 @@ def setup_routes(app: web.Application) -> None:
     )
     app.router.add_put("/v1/policy", _scoped(policy_api.put_policy, frozenset({"privacy"})))
     app.router.add_get("/v1/policy/audit", _scoped(policy_api.get_audit, frozenset({"privacy"})))
+    readers = frozenset({"analyst", "privacy"})
+    for path, report in analyst_reports.ROUTES.items():  # before /v1/reports/{name}
+        app.router.add_get(path, _scoped(report, readers))
     app.router.add_get(
         "/v1/outcomes",
         _scoped(outcomes_api.get_outcomes, frozenset({"ingest", "analyst", "privacy"})),
@@ -170,6 +183,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/v1/subjects/export", _scoped(subjects.export_subject, privacy))
     app.router.add_post("/v1/subjects/delete", _scoped(subjects.delete_subject, privacy))
     app.router.add_post("/v1/admin/sql", _scoped(admin_api.post_sql, frozenset({"admin"})))
+    app.router.add_get("/v1/privacy/overview", _scoped(privacy_view.privacy_overview, privacy))
+    dashboard.setup(app)
     public = {
         "/healthz": handlers.healthz,
         "/readyz": handlers.readyz,

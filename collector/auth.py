@@ -25,6 +25,12 @@ class Tenant:
     plan: str
     key_id: str  # first 12 hex digits of the key's SHA-256: safe to log, names the key
     scopes: frozenset[str] = frozenset({"ingest"})
+    name: str = ""  # the key's `name` in the config ("": none given)
+
+    @property
+    def actor(self) -> str:
+        """Who acts with this key, for people: its name, else its id."""
+        return self.name or self.key_id
 
     def require(self, allowed: frozenset[str]) -> None:
         if "admin" not in self.scopes and not self.scopes & allowed:
@@ -43,10 +49,18 @@ def new_api_key() -> str:
 class Authenticator:
     def __init__(self, tenants: tuple[TenantConfig, ...]) -> None:
         self._entries = [
-            (bytes.fromhex(k.sha256), Tenant(t.id, t.plan, k.sha256[:12], k.scopes))
+            (bytes.fromhex(k.sha256), Tenant(t.id, t.plan, k.sha256[:12], k.scopes, k.name))
             for t in tenants
             for k in t.all_keys()
         ]
+
+    def by_key_id(self, key_id: str) -> Tenant | None:
+        """The caller a signed-in session stands for, while its key is still configured."""
+        return next((t for _, t in self._entries if t.key_id == key_id), None)
+
+    def names(self, tenant_id: str) -> dict[str, str]:
+        """key id -> name of the tenant's named keys (audit rows carry the key id)."""
+        return {t.key_id: t.name for _, t in self._entries if t.id == tenant_id and t.name}
 
     def authenticate(self, authorization: str | None) -> Tenant:
         if not authorization:

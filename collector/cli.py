@@ -185,12 +185,13 @@ def _copy_policy(example: Path, text: str, target: Path) -> None:
 
 def _scan_pii(args: argparse.Namespace) -> int:
     """Exit 1 when anything personal is found: usable as a gate in CI or a cron job."""
-    from collector.scan_pii import render, scan
+    from collector.scan_pii import render, save_last, scan
 
     samples = Path(args.sample).read_text().splitlines() if args.sample else []
     policy = _base_policy(args.config)
     with _migrated_sink(args.config) as sink:
         findings, scanned = scan(sink, samples, policy)
+    save_last(load_config(Path(args.config)).storage.path, findings, scanned)
     print(render(findings, scanned))
     return 1 if findings else 0
 

@@ -22,6 +22,7 @@ SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 SERVER_URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
 MIB = 1024 * 1024
+KEY_NAME = re.compile(r"^[A-Za-z0-9 ._@(),'-]{0,64}$")  # shown in the audit history
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,7 @@ class ApiKeyConfig:
 
     sha256: str
     scopes: frozenset[str] = frozenset({"ingest"})
+    name: str = ""  # who holds the key (audit history, dashboard); "": the key id stands in
 
 
 SCOPES = frozenset({"ingest", "analyst", "privacy", "admin", "metrics"})
@@ -181,6 +183,13 @@ class IngestConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DashboardConfig:
+    """The analysts' web page (`/dashboard`): a sign-in session lives this long at most."""
+
+    session_ttl_s: int = 8 * 3600
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -192,6 +201,7 @@ class Config:
     policy_file: Path | None = None
     policy_tenant_dir: Path | None = None  # <tenant>.toml overrides; default <data>/policies
     tenants: tuple[TenantConfig, ...] = ()
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
 
     @property
     def tenant_policy_dir(self) -> Path:
@@ -231,6 +241,7 @@ def parse_config(text: str, base: Path) -> Config:
             "idempotency",
             "ingest",
             "spool",
+            "dashboard",
         },
         list_known=True,
     )
@@ -327,6 +338,11 @@ def parse_config(text: str, base: Path) -> Config:
         geoip_database=_optional_path(base, geoip.string("database", ""), en.geoip_database),
         user_agent_cache_size=ua.integer("cache_size", en.user_agent_cache_size, 0, 10**7),
     )
+    dash = r.table("dashboard")
+    dash.check_known(DashboardConfig.__slots__, list_known=True)
+    dashboard_cfg = DashboardConfig(
+        session_ttl_s=dash.integer("session_ttl_s", DashboardConfig().session_ttl_s, 60, 30 * 86400)
+    )
     c = Config()
     return Config(
         spool=_spool(r.table("spool")),
@@ -341,6 +357,7 @@ def parse_config(text: str, base: Path) -> Config:
             base, policy.string("tenant_dir", ""), c.policy_tenant_dir
         ),
         tenants=_tenants(r),
+        dashboard=dashboard_cfg,
     )
 
 
@@ -439,13 +456,16 @@ def _tenants(r: TomlTable) -> tuple[TenantConfig, ...]:
             raise t.fail("keys", "must be an array of tables ([[tenants.keys]])")
         for j, raw_key in enumerate(raw_scoped):
             key = t.at(t.dotted(f"keys[{j}]"), raw_key)
-            key.check_known({"sha256", "scopes"}, list_known=True)
+            key.check_known({"sha256", "scopes", "name"}, list_known=True)
             digest = key.string("sha256", "")
             _check_key_hash(digest, key.dotted("sha256"), seen_keys)
             scopes = key.get("scopes", sorted(ApiKeyConfig("").scopes))
             if not isinstance(scopes, list) or not scopes or not set(scopes) <= SCOPES:
                 raise key.fail("scopes", f"a non-empty list of {', '.join(sorted(SCOPES))}")
-            scoped.append(ApiKeyConfig(digest, frozenset(scopes)))
+            name = key.string("name", "")
+            if not KEY_NAME.match(name):
+                raise key.fail("name", f"must match {KEY_NAME.pattern}")
+            scoped.append(ApiKeyConfig(digest, frozenset(scopes), name))
         d = TenantConfig("")
         out.append(
             TenantConfig(

@@ -30,6 +30,7 @@ from collector.sealing import Sealer, seal, unseal
 
 GENERATION_FILE = "generation"
 RECHECK_S = 1.0  # a cached key is checked against its file at most this long after the last time
+SHRED_LOG = "shredded.log"  # one `epoch unix-time` line per shredded key
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +154,24 @@ class KeyStore:
             self._cache.pop((tenant_id, k.epoch), None)
             gone.append(k)
         if gone:
+            with open(self.root / tenant_id / SHRED_LOG, "a") as log:
+                for k in gone:
+                    log.write(f"{k.epoch} {time.time():.0f}\n")  # the privacy view lists them
             _fsync_dir(self.root / tenant_id)
         return gone
+
+    def shredded(self, tenant_id: str) -> list[tuple[str, float]]:
+        """(epoch, when) of every key shredded, oldest first (from the shred log)."""
+        try:
+            lines = (self.root / tenant_id / SHRED_LOG).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            epoch, _, when = line.partition(" ")
+            if when.isdigit():
+                out.append((epoch, float(when)))
+        return out
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -69,9 +69,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path not in PUBLIC_PATHS:
+    # the dashboard signs in with a session cookie of its own (collector/dashboard.py)
+    if request.path not in PUBLIC_PATHS and not _dashboard(request.path):
         request[TENANT] = request.app[AUTH].authenticate(request.headers.get("Authorization"))
     return await handler(request)
+
+
+def _dashboard(path: str) -> bool:
+    return path == "/dashboard" or path.startswith("/dashboard/")
 
 
 def route_of(request: BaseRequest) -> str:

@@ -14,8 +14,13 @@ column and class, never the values found.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from anonymizer.anonymize import NAMED_COLUMNS
 from anonymizer.detectors import DETECTOR_NAMES, Detectors
@@ -147,3 +152,28 @@ def render(findings: list[Finding], scanned: int) -> str:
     lines += [f"{f.table + '.' + f.column:<{width}}  {f.check:<10}  {f.rows}" for f in findings]
     lines.append(f"{len(findings)} findings in {scanned} string columns")
     return "\n".join(lines)
+
+
+LAST_RESULT = "scan_pii_last.json"  # in the data dir: the privacy view shows the last run
+
+
+def save_last(data_dir: Path, findings: list[Finding], scanned: int) -> None:
+    """Keep the result of this run (counts per column and check, never values)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    body = {
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "scanned_columns": scanned,
+        "clean": not findings,
+        "findings": [asdict(f) for f in findings],
+    }
+    tmp = data_dir / (LAST_RESULT + ".tmp")
+    tmp.write_bytes(orjson.dumps(body))
+    os.replace(tmp, data_dir / LAST_RESULT)
+
+
+def load_last(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        loaded: dict[str, Any] = orjson.loads((data_dir / LAST_RESULT).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return loaded

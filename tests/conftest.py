@@ -137,6 +137,23 @@ def corpus_lines(shift_to_today: bool = True) -> list[str]:
     return out
 
 
+def corpus_lines_today() -> list[str]:
+    """The access-log corpus on today (UTC): every line moved onto today, its time of day scaled
+    into the part of today already past, so the day's visitor salt exists and each (IP, user
+    agent) is one visitor. Order and hours are kept."""
+    now = time.time()
+    midnight = now - now % 86400
+    span = max(60.0, now - midnight - 60)
+    out = []
+    for line in ACCESS_LOG.read_text().splitlines():
+        lb = line.index("[")
+        hh, mm, ss = (int(x) for x in line[lb + 13 : lb + 21].split(":"))
+        t = time.gmtime(midnight + (hh * 3600 + mm * 60 + ss) * span / 86400)
+        stamp = time.strftime("%d/%b/%Y:%H:%M:%S", t)
+        out.append(line[: lb + 1] + stamp + line[lb + 21 :])
+    return out
+
+
 def gzipped(text: str) -> bytes:
     return gzip.compress(text.encode())
 

@@ -67,3 +67,17 @@ class ReportsMinK(Operator):
         a, b = old.reports.min_k, new.reports.min_k
         change = "smaller" if b < a else "larger"
         return f"reports now show groups of at least {b} subjects instead of {a} ({change} groups)"
+
+
+class ReportsAssetExtensions(Operator):
+    """Which requests the reports count as static assets rather than pageviews."""
+
+    name: ClassVar[str] = "reports_asset_extensions"
+    policy_keys: ClassVar[tuple[str, ...]] = ("reports.asset_extensions",)
+
+    def effect(self, key: str, old: Policy, new: Policy) -> str:
+        a, b = old.reports.asset_extensions, new.reports.asset_extensions
+        added, removed = sorted(set(b) - set(a)), sorted(set(a) - set(b))
+        parts = [f"{', '.join(added)} now static assets"] if added else []
+        parts += [f"{', '.join(removed)} now pageviews"] if removed else []
+        return "reports: " + ("; ".join(parts) or "the same extensions")

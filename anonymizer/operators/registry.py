@@ -25,7 +25,13 @@ from anonymizer.operators.pii import Pii
 from anonymizer.operators.properties import Properties
 from anonymizer.operators.pseudonym import Pseudonym
 from anonymizer.operators.query import Query
-from anonymizer.operators.records import PolicyVersion, ReportsMinK, Retention, UnknownFields
+from anonymizer.operators.records import (
+    PolicyVersion,
+    ReportsAssetExtensions,
+    ReportsMinK,
+    Retention,
+    UnknownFields,
+)
 from anonymizer.operators.referrer import Referrer
 from anonymizer.operators.route import Route
 from anonymizer.operators.routing_zip import RoutingZip
@@ -61,6 +67,7 @@ REGISTERED: tuple[Operator, ...] = (
     UnknownFields(),
     Retention(),
     ReportsMinK(),
+    ReportsAssetExtensions(),
 )
 
 

@@ -47,6 +47,7 @@ CHANGED: dict[str, str] = {
     "retention.days": "30",
     "retention.plans": "{ free = 7, pro = 90 }",
     "reports.min_k": "10",
+    "reports.asset_extensions": '["css", "pdf"]',
 }
 
 
