@@ -56,7 +56,8 @@ def _serve(args: argparse.Namespace) -> int:
 
         given = [*(["--host", args.host] if args.host else []),
                  *(["--port", str(args.port)] if args.port is not None else [])]  # fmt: skip
-        print(f"collector: {args.workers} workers on {host}:{port}", flush=True)
+        scheme = "https" if ssl_context else "http"
+        print(f"collector: {args.workers} workers on {scheme}://{host}:{port}", flush=True)
         return Supervisor(args.config, config, given, args.workers).run()
     role = Role(args.role, args.index, args.workers) if args.role else None
     app = create_app(config, role)
