@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import shutil
 import ssl
 import sys
@@ -28,6 +29,13 @@ log = logging.getLogger("collector")
 DEV_KEY_MARKER = "# dev-key-sha256"
 
 
+def default_workers(spool_enabled: bool) -> int:
+    """The cores this process may run on (its affinity, not the machine's count: a pinned or
+    containerised service gets one worker per core it has). Without the spool only the one
+    process that holds the engine can accept, so 1."""
+    return len(os.sched_getaffinity(0)) if spool_enabled else 1
+
+
 def _serve(args: argparse.Namespace) -> int:
     from collector.app import create_app
     from collector.roles import Role, primary_socket
@@ -41,6 +49,8 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else config.server.port
     check_transport(host, config.server)
     ssl_context = tls_context(config.server)
+    if args.workers is None:  # every usable core; one process when there is no spool to share
+        args.workers = default_workers(config.spool.enabled)
     if args.workers < 1:
         raise CollectorError("serve --workers: at least 1")
     if args.workers > 1 and not config.spool.enabled:  # the primary ships the workers' spools
@@ -50,7 +60,8 @@ def _serve(args: argparse.Namespace) -> int:
 
         given = [*(["--host", args.host] if args.host else []),
                  *(["--port", str(args.port)] if args.port is not None else [])]  # fmt: skip
-        print(f"collector: {args.workers} workers on {host}:{port}", flush=True)
+        scheme = "https" if ssl_context else "http"
+        print(f"collector: {args.workers} workers on {scheme}://{host}:{port}", flush=True)
         return Supervisor(args.config, config, given, args.workers).run()
     role = Role(args.role, args.index, args.workers) if args.role else None
     app = create_app(config, role)
@@ -371,8 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument(
-        "--workers", type=int, default=1,
-        help="processes on the port (SO_REUSEPORT): 1 primary + N-1 ingest workers",
+        "--workers", type=int, default=None,
+        help="processes on the port (SO_REUSEPORT): 1 primary + N-1 ingest workers "
+        "(default: the usable cores; 1 with [spool] enabled = false)",
     )  # fmt: skip
     s.add_argument("--role", choices=["primary", "ingest"], help=argparse.SUPPRESS)
     s.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)

@@ -41,6 +41,7 @@ from aiohttp.web_response import StreamResponse
 from aiohttp.web_server import Server
 
 from collector.config import ServerConfig
+from collector.gc_tuning import tune_for_serving
 from collector.log_limits import flush_suppressed
 from collector.middlewares import error_response, route_of
 
@@ -537,6 +538,7 @@ async def serve(
     try:
         runner = CollectorRunner(app, server)
         await runner.setup()  # as in web.run_app: a failed start is not cleaned up again
+        tune_for_serving()  # started: what is alive now lives as long as the process
         try:
             assert isinstance(runner.server, ConnectionServer)
             cap, nofile = runner.server.max_connections, open_file_limit()

@@ -1,10 +1,11 @@
 """`collector serve --workers N`: what is refused before anything starts."""
 
+import os
 from pathlib import Path
 
 import pytest
 
-from collector.cli import main
+from collector.cli import default_workers, main
 
 
 @pytest.mark.parametrize(
@@ -22,3 +23,9 @@ def test_refused_worker_counts(
     assert main(["serve", "--config", str(config), "--workers", workers]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "data").exists()  # nothing started
+
+
+def test_default_workers_are_the_usable_cores() -> None:
+    """One worker per core this process may run on; one process when there is no spool."""
+    assert default_workers(spool_enabled=True) == len(os.sched_getaffinity(0))
+    assert default_workers(spool_enabled=False) == 1

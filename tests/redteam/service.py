@@ -156,7 +156,11 @@ async def running_service(
     args: tuple[str, ...] = (),
 ) -> AsyncIterator[Service]:
     """Start `collector serve` on a free port; `wrapper` prefixes the command (e.g. `prlimit`),
-    `args` are added to it (e.g. `--workers 2`)."""
+    `args` are added to it (e.g. `--workers 2`). One process unless `args` names `--workers`:
+    the checks that read the process's RSS, its connections or its log watch that one process
+    (the service's own default is one worker per core)."""
+    if "--workers" not in args:
+        args = (*args, "--workers", "1")
     port = free_port()
     data = data or tmp_path / "data"
     config = tmp_path / "collector.toml"
