@@ -29,7 +29,15 @@ from collector.salts import SaltStore
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # what every Prometheus version reads
 TENANT_LABEL = "tenant"
-COUNTERS = ("received", "accepted", "rejected", "consent", "dropped_fields", "policy_reloads")
+COUNTERS = (
+    "received",
+    "accepted",
+    "rejected",
+    "consent",
+    "dropped_fields",
+    "policy_reloads",
+    "outcomes",
+)
 Samples = Iterable[tuple[Iterable[str], float]]  # (label values, value)
 
 

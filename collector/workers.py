@@ -42,10 +42,12 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from collector.appkeys import CONFIG, METRICS, PIPELINE, SPOOL, TENANT
+from collector.appkeys import CONFIG, METRICS, OUTCOMES, PIPELINE, SPOOL, TENANT
 from collector.config import Config
 from collector.errors import ServiceUnavailable
 from collector.failures import describe
+from collector.outcomes import TABLE as OUTCOMES_TABLE
+from collector.outcomes import OutcomeRecorder
 from collector.roles import Role, primary_socket, workers_spool_root
 from collector.salts import wall_clock_ms
 from collector.spool import Spool
@@ -119,12 +121,19 @@ async def worker_storage(app: web.Application, role: Role) -> AsyncIterator[None
     config = app[CONFIG]
     from collector.kinds import KINDS
 
-    tables = [k.table for k in KINDS.values()]
+    tables = [*(k.table for k in KINDS.values()), OUTCOMES_TABLE]
     root = workers_spool_root(config) / f"w{role.index}"
     spool = Spool(root, tables, config.spool, shipped_elsewhere=True)
     await asyncio.to_thread(spool.recover)
     spool.start()
     app[SPOOL] = spool
+
+    async def count_into_spool(table: str, rows: bytes, token: str) -> None:
+        # the primary ships this worker's outcome counts with its rows (one row per key a flush)
+        (await spool.submit({table: rows.split(b"\n")})).release()
+
+    app[OUTCOMES] = OutcomeRecorder(count_into_spool)
+    app[OUTCOMES].start()
     connector = aiohttp.UnixConnector(path=str(primary_socket(config)))
     app[PROXY] = aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)
@@ -142,6 +151,7 @@ async def worker_storage(app: web.Application, role: Role) -> AsyncIterator[None
     publisher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await publisher
+    await app[OUTCOMES].close()
     await spool.close()
     await app[PROXY].close()
     with contextlib.suppress(OSError):

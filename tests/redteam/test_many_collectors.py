@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -45,15 +46,22 @@ async def cli(*args: str, key: str | None = None) -> tuple[int, str, str]:
     return proc.returncode or 0, out.decode(), err.decode()
 
 
-async def stored(svc: Service, tag: str) -> list[dict[str, Any]]:
-    code, out, err = await cli(
-        "sql", "--config", str(svc.config),
-        "SELECT ip_prefix, user_pseudonym, visitor_id FROM access_log "
-        f"WHERE path = '/{tag}' ORDER BY ip_prefix",
-        key=ADMIN_KEY,
-    )  # fmt: skip
-    assert code == 0, err
-    return [orjson.loads(line) for line in out.splitlines()]
+async def stored(svc: Service, tag: str, want: int = 5) -> list[dict[str, Any]]:
+    """The rows of `tag` once all `want` are stored: the 202 comes after the spool's fsync, and
+    the shipper inserts shortly after."""
+    deadline = time.monotonic() + 30
+    while True:
+        code, out, err = await cli(
+            "sql", "--config", str(svc.config),
+            "SELECT ip_prefix, user_pseudonym, visitor_id FROM access_log "
+            f"WHERE path = '/{tag}' ORDER BY ip_prefix",
+            key=ADMIN_KEY,
+        )  # fmt: skip
+        assert code == 0, err
+        rows = [orjson.loads(line) for line in out.splitlines()]
+        if len(rows) >= want or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(0.2)
 
 
 async def post(s: aiohttp.ClientSession, svc: Service, tag: str) -> None:

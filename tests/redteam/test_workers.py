@@ -7,6 +7,7 @@ stored."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -23,7 +24,7 @@ from tests.redteam.test_crash import JSON, stored_per_request
 
 pytestmark = pytest.mark.slow
 # appended right after the last [[tenants]] table (globex): gives it a limit, then the spool
-EXTRA = "max_records_per_second = 100\n[spool]\nsegment_age_ms = 100\n"
+EXTRA = "max_records_per_second = 100\n[spool]\nsegment_age_ms = 1000\n"
 
 
 def children(pid: int) -> list[int]:
@@ -38,19 +39,39 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def listening(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a socket listening on `port` (SO_REUSEPORT: each its own)."""
+    listen: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                f = line.split()
+                if f[1].rsplit(":", 1)[1] == f"{port:04X}" and f[3] == "0A":
+                    listen.add(f"socket:[{f[9]}]")
+    try:
+        fds = [os.readlink(p) for p in Path(f"/proc/{pid}/fd").iterdir()]
+    except OSError:
+        return False
+    return not listen.isdisjoint(fds)
+
+
 def up(svc: Service, worker_spool: Path, gone: int) -> bool:
     procs = children(svc.pid)
-    return len(procs) == 2 and gone not in procs and worker_spool.is_dir()
+    return (
+        len(procs) == 2
+        and gone not in procs
+        and worker_spool.is_dir()
+        and all(listening(p, svc.port) for p in procs)
+    )
 
 
 async def started(svc: Service, worker_spool: Path, within_s: float = 120, gone: int = 0) -> None:
-    """Both processes up (not `gone`): the worker made its spool (the primary answers /healthz
-    before the worker starts)."""
+    """Both processes up (not `gone`) and listening: the worker made its spool and holds its own
+    socket on the port (the primary answers /healthz before the worker starts)."""
     t0 = time.monotonic()
     while not await asyncio.to_thread(up, svc, worker_spool, gone):
         assert time.monotonic() - t0 < within_s, "the ingest worker did not start"
         await asyncio.sleep(0.2)
-    await asyncio.sleep(1.5)  # from its spool to its listening socket
 
 
 def records(tag: str, n: int = 10, ip: str = "192.0.2.1") -> bytes:
@@ -123,6 +144,13 @@ async def test_two_workers_share_one_port_one_key_store_one_limit(tmp_path: Path
                 if line.startswith("collector_records_accepted_total{")
             )
             assert accepted == 600, accepted  # both processes' counts, keyed replays not again
+            outcomes = sum(
+                float(line.split()[-1])
+                for line in text.splitlines()
+                if line.startswith("collector_records_outcomes_total{")
+                and 'outcome="accepted"' in line
+            )
+            assert outcomes == 600, outcomes  # the workers' outcome counts reach the primary too
 
             # 1b. a policy changed through the API is in force in every process
             async with s.put(
