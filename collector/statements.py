@@ -87,3 +87,9 @@ class Statements:
         return (
             f"INSERT INTO `{_name(table)}` SELECT * FROM ({select}){filtered} SETTINGS {settings}"
         )
+
+    def shown_tables(self) -> str:
+        """A condition on `system.tables.name` leaving out a cluster's local tables: the
+        Distributed table of the same `sql/` name reads every shard's (a scan of both would
+        report this node's rows twice)."""
+        return f" AND NOT endsWith(name, '{LOCAL}')" if self.cluster else ""

@@ -25,6 +25,7 @@ import pytest
 from collector import rollups
 from collector.config import StorageConfig
 from collector.errors import SinkError
+from collector.scan_pii import scan
 from collector.sink_clickhouse import ClickHouseSink
 from collector.statements import Statements
 from collector.subjects import SUBJECT_COLUMNS, _where
@@ -214,3 +215,16 @@ def test_every_statement_a_cluster_rebuild_renders_parses(
             assert "lightweight_deletes_sync = 2" in formatted
         else:
             assert "distributed_foreground_insert = 1" in formatted
+
+
+def test_a_pii_scan_on_a_cluster_reads_the_distributed_tables_only(
+    cluster_sink: OneNodeCluster,
+) -> None:
+    assert ONE.shown_tables() == ""
+    rollups.migrate(cluster_sink)
+    cluster_sink.insert("access_log", _row(1), "s1")
+    findings, scanned = scan(cluster_sink, ["/p/1"])
+    assert scanned > 0
+    assert {(f.table, f.column) for f in findings if f.check == "sample"} == {
+        ("access_log", "path")
+    }  # not access_log_local too: the same rows twice
