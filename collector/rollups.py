@@ -3,7 +3,8 @@
 Each rollup is fed by a materialized view (sql/0008_rollups.sql). Rows stored before the view
 existed, and days touched by a data-subject deletion, are (re)built with the view's own SELECT,
 read back from the engine, so a rebuild can never drift from the view. Calls are blocking, like
-the sink's.
+the sink's. The statements are rendered by `collector.statements` for the sink's cluster (on a
+cluster the view reads one shard's rows: a rebuild or a backfill reads them all).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from anonymizer.rules import ROLLUPS as _ROLLUPS
 from anonymizer.rules import Rollup
 from collector.sink import Sink
+from collector.statements import Statements
 
 ROLLUP_MIGRATION = "0008_rollups.sql"
 # the migrations that create rollups, and the rollup tables each creates
@@ -20,18 +22,16 @@ ROLLUP_MIGRATIONS = {
 }
 DAY_OF = {"access_hourly": "toDate(hour)"}  # a rollup's day, when it has no `day` column
 ROLLUPS = tuple(_ROLLUPS.values())  # declared once, with the privacy rules of their columns
-# the rollup tables keep a deduplication window (sql/0009, 0011) for retried source inserts; a
-# rebuild may produce the very block an earlier one did, and must never be dropped for that
-NO_DEDUP = "insert_deduplicate = 0"
 
 
 def _view_select(sink: Sink, rollup: Rollup) -> str:
+    """The view's SELECT, reading every shard's rows of its source on a cluster."""
     rows = sink.query(
         "SELECT as_select FROM system.tables WHERE database = currentDatabase() "
         "AND name = {v:String}",
         {"v": rollup.view},
     )
-    return str(rows[0]["as_select"])
+    return Statements(sink.cluster).view_select(str(rows[0]["as_select"]), rollup.source)
 
 
 def migrate(sink: Sink) -> list[str]:
@@ -50,8 +50,7 @@ def backfill(sink: Sink, tables: set[str] | None = None) -> None:
         if tables is not None and rollup.table not in tables:
             continue
         sink.query(
-            f"INSERT INTO `{rollup.table}` SELECT * FROM ({_view_select(sink, rollup)}) "
-            f"SETTINGS {NO_DEDUP}"
+            Statements(sink.cluster).rebuild_insert(rollup.table, _view_select(sink, rollup))
         )
 
 
@@ -60,14 +59,12 @@ def rebuild_days(sink: Sink, source: str, tenant_id: str, days: list[str]) -> No
     if not days:
         return
     params = {"t": tenant_id, "days": days}
+    statements = Statements(sink.cluster)
     for rollup in ROLLUPS:
         if rollup.source == source:
             day = DAY_OF.get(rollup.table, "day")
             where = f"tenant_id = {{t:String}} AND {day} IN {{days:Array(Date)}}"
-            sink.query(f"DELETE FROM `{rollup.table}` WHERE {where}", params)
+            # on a cluster the day's partial states are on every shard's local rollup: all go
+            sink.query(statements.delete(rollup.table, where), params)
             select = _view_select(sink, rollup)
-            sink.query(
-                f"INSERT INTO `{rollup.table}` SELECT * FROM ({select}) WHERE {where} "
-                f"SETTINGS {NO_DEDUP}",
-                params,
-            )
+            sink.query(statements.rebuild_insert(rollup.table, select, where), params)

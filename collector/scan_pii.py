@@ -26,6 +26,7 @@ from anonymizer.anonymize import NAMED_COLUMNS
 from anonymizer.detectors import DETECTOR_NAMES, Detectors
 from anonymizer.policy import Policy, default_policy
 from collector.sink import Sink
+from collector.statements import Statements
 
 # RE2 (ClickHouse `match`): no look-around, so edges are spelled out.
 CHECKS: dict[str, str] = {
@@ -110,7 +111,8 @@ def scan(
     columns = sink.query(
         "SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
         "AND table IN (SELECT name FROM system.tables WHERE database = currentDatabase() "
-        "AND engine NOT IN ('MaterializedView', 'View')) ORDER BY table, position"
+        "AND engine NOT IN ('MaterializedView', 'View')"
+        f"{Statements(sink.cluster).shown_tables()}) ORDER BY table, position"
     )
     findings: list[Finding] = []
     scanned = 0

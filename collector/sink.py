@@ -16,6 +16,10 @@ T = TypeVar("T")
 
 
 class Sink(Protocol):
+    # `[storage] cluster`, "" for one server or the embedded engine: statements that change stored
+    # rows are rendered for it (collector.statements)
+    cluster: str
+
     def migrate(self) -> list[str]:
         """Apply pending `sql/` migrations; returns the names applied."""
 

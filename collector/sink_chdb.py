@@ -49,6 +49,8 @@ def _text_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 class ChdbSink:
+    cluster = ""  # one process, never a cluster
+
     def __init__(self, path: Path, database: str, tmp_dir: Path, sql_dir: Path = SQL_DIR) -> None:
         self.path = path
         self.database = _ident(database)

@@ -26,6 +26,7 @@ from collector import rollups
 from collector.appkeys import CONFIG, DB, PIPELINE, SHIPPER, TENANT
 from collector.errors import BadRequest, ServiceUnavailable
 from collector.params import check_names
+from collector.statements import Statements
 
 log = logging.getLogger(__name__)
 MAX_EXPORT_ROWS = 100_000
@@ -153,7 +154,8 @@ async def delete_subject(request: web.Request) -> web.Response:
         if before:
             found = f"SELECT DISTINCT toDate(time) AS day FROM `{col.table}` WHERE {_where(col)}"
             days = [str(r["day"]) for r in await db.query(found, params)]
-            await db.query(f"DELETE FROM `{col.table}` WHERE {_where(col)}", params)
+            # on a cluster: the local table on every shard (a Distributed one takes no DELETE)
+            await db.query(Statements(db.sink.cluster).delete(col.table, _where(col)), params)
             # the rollups' sketches of those days still count the subject: rebuild them
             await db.run(rollups.rebuild_days, db.sink, col.table, request[TENANT].id, days)
         after = int((await db.query(count, params))[0]["n"])

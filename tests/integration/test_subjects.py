@@ -4,6 +4,8 @@ every table; deletion verified; a shredded epoch is beyond reach (already unlink
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from collector.appkeys import PIPELINE
 from tests.conftest import (
     API_KEY,
@@ -64,12 +66,20 @@ async def test_export_finds_the_subject_everywhere_and_only_theirs(start: AppFac
     assert len(body["tables"]["device_info"]) == 1
 
 
-async def test_delete_is_verified_and_spares_everyone_else(start: AppFactory) -> None:
-    client = await start()
+@pytest.mark.parametrize("engine", ["embedded", "clickhouse"])
+async def test_delete_is_verified_and_spares_everyone_else(
+    start: AppFactory, engine: str, request: pytest.FixtureRequest
+) -> None:
+    # on the server engine too (the test server, tests/chserver.py): the same statements
+    server = {"storage": request.getfixturevalue("server_storage")} if engine != "embedded" else {}
+    client = await start(**server)
     await seed(client)
     status, body = await post(client, "/v1/subjects/delete", {"user_id": "val"})
     assert status == 200 and body["verified"] is True
     assert body["deleted"] == {"access_log": 1, "device_info": 1, "usage_events": 1}
+    # the day's rollup was rebuilt from what is left: acme's one other request
+    daily = "SELECT sum(requests) AS n FROM access_daily WHERE tenant_id = 'acme'"
+    assert query(client, daily) == [{"n": 1}]
     assert query(client, "SELECT tenant_id, path FROM access_log ORDER BY tenant_id, path") == [
         {"tenant_id": "acme", "path": "/b"}, {"tenant_id": "globex", "path": "/a"}, {"tenant_id": "globex", "path": "/b"},
     ]  # fmt: skip
