@@ -151,6 +151,17 @@ def ingest_handler(kind: Kind) -> Handler:
     return ingest
 
 
+def _rejected(outcome: Outcome, what: str) -> str:
+    """An OTLP partial_success message: how many were rejected, and the first one's index,
+    field and reason (never a value)."""
+    first = outcome.errors[0]
+    return (
+        f"{outcome.rejected_total} {what} rejected; first: index {first['index']}"
+        + (f", field {first['field']}" if first["field"] else "")
+        + f": {first['error']}"
+    )
+
+
 async def ingest_otlp(request: web.Request) -> web.Response:
     """OTLP/HTTP logs: each log record maps onto a kind by its semantic-convention attributes.
     Answers 200 with an ExportLogsServiceResponse (partial success when records were rejected),
@@ -176,12 +187,7 @@ async def ingest_otlp(request: web.Request) -> web.Response:
         outcome = await run_sliced(app[PIPELINE].start(request[TENANT]), pairs)
         message = ""
         if outcome.errors:
-            first = outcome.errors[0]
-            message = (
-                f"{outcome.rejected_total} log records rejected; first: index {first['index']}"
-                + (f", field {first['field']}" if first["field"] else "")
-                + f": {first['error']}"
-            )
+            message = _rejected(outcome, "log records")
         reply = otlp.encode_response(content_type, outcome.rejected_total, message)
         answer = Answer(200, otlp.PROTOBUF if content_type == otlp.PROTOBUF else otlp.JSON, reply)
         await store(request, outcome, body, answer)
@@ -223,12 +229,7 @@ async def ingest_otlp_traces(request: web.Request) -> web.Response:
         if skipped:
             parts.append(f"{skipped} spans {otlp_traces.NOT_HTTP_SERVER}")
         if outcome.errors:
-            first = outcome.errors[0]
-            parts.append(
-                f"{outcome.rejected_total} spans rejected; first: index {first['index']}"
-                + (f", field {first['field']}" if first["field"] else "")
-                + f": {first['error']}"
-            )
+            parts.append(_rejected(outcome, "spans"))
         reply = otlp_traces.encode_response(
             content_type, outcome.rejected_total + skipped, "; ".join(parts)
         )

@@ -291,7 +291,7 @@ def _parse_json(body: bytes, max_records: int) -> tuple[ExportLogsServiceRequest
     return request, count
 
 
-def _children(parent: Any, *names: str) -> Iterable[dict[str, Any]]:
+def children(parent: Any, *names: str) -> Iterable[dict[str, Any]]:
     """The objects of a list field, under its JSON or its proto name; anything malformed is left
     to the real parser to reject."""
     if not isinstance(parent, dict):
@@ -306,9 +306,9 @@ def _children(parent: Any, *names: str) -> Iterable[dict[str, Any]]:
 def _drop_ids(doc: dict[str, Any]) -> int:
     """Drops the ids; the number of log records."""
     count = 0
-    for resource_logs in _children(doc, "resourceLogs", "resource_logs"):
-        for scope_logs in _children(resource_logs, "scopeLogs", "scope_logs"):
-            for log_record in _children(scope_logs, "logRecords", "log_records"):
+    for resource_logs in children(doc, "resourceLogs", "resource_logs"):
+        for scope_logs in children(resource_logs, "scopeLogs", "scope_logs"):
+            for log_record in children(scope_logs, "logRecords", "log_records"):
                 count += 1
                 for name in _ID_FIELDS:
                     log_record.pop(name, None)

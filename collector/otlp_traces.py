@@ -16,7 +16,7 @@ by its structural characters first, and nothing here echoes a value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,7 @@ from collector.otlp import (
     _Unmappable,
     _View,
     access_record,
+    children,
     count_protobuf_records,
 )
 
@@ -96,9 +97,9 @@ def _parse_json(body: bytes, max_records: int) -> tuple[ExportTraceServiceReques
     if not isinstance(doc, dict):
         raise BadRequest("OTLP/JSON body must be an ExportTraceServiceRequest object")
     count = 0
-    for resource_spans in _children(doc, "resourceSpans", "resource_spans"):
-        for scope_spans in _children(resource_spans, "scopeSpans", "scope_spans"):
-            for span in _children(scope_spans, "spans"):
+    for resource_spans in children(doc, "resourceSpans", "resource_spans"):
+        for scope_spans in children(resource_spans, "scopeSpans", "scope_spans"):
+            for span in children(scope_spans, "spans"):
                 count += 1
                 for name in _DROPPED:
                     span.pop(name, None)
@@ -109,16 +110,6 @@ def _parse_json(body: bytes, max_records: int) -> tuple[ExportTraceServiceReques
     except (json_format.ParseError, ValueError, TypeError):
         raise BadRequest("body is not an OTLP/JSON ExportTraceServiceRequest") from None
     return request, count
-
-
-def _children(parent: Any, *names: str) -> Iterable[dict[str, Any]]:
-    if not isinstance(parent, dict):
-        return ()
-    for name in names:
-        value = parent.get(name)
-        if isinstance(value, list):
-            return (item for item in value if isinstance(item, dict))
-    return ()
 
 
 def _mapped(request: ExportTraceServiceRequest) -> Iterator[SpanItem]:
