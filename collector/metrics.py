@@ -156,7 +156,8 @@ class _CountersCollector(Collector):
             outcomes[(k, o, r)] += v
         yield counter(
             "collector_records_outcomes_total",
-            "Records by what became of them: accepted, rejected, filtered, failed; by reason.",
+            "Records by what became of them: accepted, rejected, filtered, failed, rate_limited; "
+            "refused counts whole requests (not records) refused; by reason.",
             ["kind", "outcome", "reason"],
             (((k, o, r), v) for (k, o, r), v in outcomes.items()),
         )

@@ -22,6 +22,17 @@ _CODES: tuple[tuple[str, str], ...] = (
 )
 REASONS = frozenset(code for _, code in _CODES) | {"invalid_value"}
 
+# a request refused as a whole, after its tenant was known: its HTTP status -> reason code.
+# Not here: 401/403 (no tenant to count it for), 429 (counted in records as `rate_limited`),
+# 503 (not the request's fault; its records are counted `failed`).
+REFUSALS: dict[int, str] = {
+    400: "malformed_body",  # the body (or a parameter or header describing it) cannot be read
+    408: "body_timeout",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "idempotency_conflict",
+}
+
 
 def reason_code(error: RecordInvalid) -> str:
     """The rejection's reason as a code of `REASONS`."""
