@@ -18,6 +18,7 @@ _CODES: tuple[tuple[str, str], ...] = (
     ("must be a JSON object", "malformed"),
     ("empty line", "malformed"),
     ("log line", "unparseable_line"),
+    ("not a line of", "unparseable_line"),  # collector.line_formats: none of the formats tried
     ("no record kind", "no_kind"),
 )
 REASONS = frozenset(code for _, code in _CODES) | {"invalid_value"}

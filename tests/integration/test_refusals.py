@@ -131,3 +131,16 @@ async def test_metrics_count_refusals_publicly_without_tenant_and_per_tenant_for
         'reason="unsupported_media_type",tenant="acme"} 2.0' in own
     )
     assert 'tenant="globex"' not in own
+
+
+async def test_an_unparseable_text_line_is_rejected_as_unparseable_line(start: AppFactory) -> None:
+    """Not a refusal (the request is answered 202), but the reason syslog-ng's users look for."""
+    client = await start()
+    lines = '203.0.113.7 - - [01/Jan/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 1\nnot a log line'
+    r = await client.post("/v1/logs", data=lines, headers=auth(**{"Content-Type": "text/plain"}))
+    assert r.status == 202
+    r = await client.get("/v1/outcomes", headers=auth())
+    rows = (await r.json())["rows"]
+    assert ("rejected", "unparseable_line", 1) in {
+        (x["outcome"], x["reason"], x["count"]) for x in rows
+    }
