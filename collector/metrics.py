@@ -29,7 +29,10 @@ from collector.salts import SaltStore
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # what every Prometheus version reads
 TENANT_LABEL = "tenant"
-COUNTERS = ("received", "accepted", "rejected", "consent", "dropped_fields", "policy_reloads")
+# every Counter attribute of `Metrics`: what an ingest worker publishes and the primary adds up
+COUNTERS = (
+    "received", "accepted", "rejected", "consent", "dropped_fields", "outcomes", "policy_reloads"
+)  # fmt: skip
 Samples = Iterable[tuple[Iterable[str], float]]  # (label values, value)
 
 
