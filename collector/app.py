@@ -51,6 +51,7 @@ from collector.kinds import KINDS
 from collector.limits import InFlight, RateLimiter
 from collector.metrics import Metrics, StateCollector
 from collector.middlewares import PUBLIC_PATHS, Handler, auth_middleware, errors_middleware
+from collector.outcomes import TABLE as OUTCOMES_TABLE
 from collector.outcomes import OutcomeRecorder
 from collector.pipeline import Pipeline
 from collector.policies import PolicyChange, PolicyRefused, PolicyStore
@@ -252,7 +253,9 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         )
         state = StateCollector(batchers, app[PIPELINE].salts, app[IDEMPOTENCY], wall_clock_ms)
         app[METRICS].registry.register(state)
-        shipper = await _start_spool(app, tables, insert) if config.spool.enabled else None
+        # under `serve --workers N` the ingest workers spool their outcome counts too
+        spooled = [*tables, OUTCOMES_TABLE] if ROLE in app else tables
+        shipper = await _start_spool(app, spooled, insert) if config.spool.enabled else None
         yield
         app[METRICS].registry.unregister(state)
         if shipper is not None:

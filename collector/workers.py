@@ -42,7 +42,8 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from collector.appkeys import CONFIG, METRICS, PIPELINE, SPOOL, TENANT
+from collector import outcomes
+from collector.appkeys import CONFIG, METRICS, OUTCOMES, PIPELINE, SPOOL, TENANT
 from collector.config import Config
 from collector.errors import ServiceUnavailable
 from collector.failures import describe
@@ -119,12 +120,19 @@ async def worker_storage(app: web.Application, role: Role) -> AsyncIterator[None
     config = app[CONFIG]
     from collector.kinds import KINDS
 
-    tables = [k.table for k in KINDS.values()]
+    tables = [k.table for k in KINDS.values()] + [outcomes.TABLE]
     root = workers_spool_root(config) / f"w{role.index}"
     spool = Spool(root, tables, config.spool, shipped_elsewhere=True)
     await asyncio.to_thread(spool.recover)
     spool.start()
     app[SPOOL] = spool
+
+    async def spool_outcomes(table: str, rows: bytes, token: str) -> None:
+        """This worker's outcome counts go through its spool: the primary ships them."""
+        (await spool.submit({table: rows.split(b"\n")})).release()
+
+    app[OUTCOMES] = outcomes.OutcomeRecorder(spool_outcomes)
+    app[OUTCOMES].start()
     connector = aiohttp.UnixConnector(path=str(primary_socket(config)))
     app[PROXY] = aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)
@@ -142,6 +150,7 @@ async def worker_storage(app: web.Application, role: Role) -> AsyncIterator[None
     publisher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await publisher
+    await app[OUTCOMES].close()
     await spool.close()
     await app[PROXY].close()
     with contextlib.suppress(OSError):
