@@ -543,8 +543,8 @@ OTHER_COLUMNS: tuple[ColumnRule, ...] = (
     ),
     ColumnRule(
         _OUTCOMES, "outcome", "what became of the records", "kept", (),
-        "`accepted`, `rejected`, `filtered` (dropped by consent rules), `failed` (not stored) "
-        "or `rate_limited`",
+        "`accepted`, `rejected`, `filtered` (dropped by consent rules), `failed` (not stored), "
+        "`rate_limited` or `refused` (a request refused whole, counted once)",
         "An outcome name says nothing about a person.",
     ),
     ColumnRule(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -27,14 +28,15 @@ from collector.appkeys import (
 )
 from collector.body import BodyLimits, read_body
 from collector.decode import JSON_VALUES_PER_RECORD, TEXT, Failed, Item, format_for
-from collector.errors import NotFound, TooManyRequests
+from collector.errors import HttpError, NotFound, TooManyRequests
 from collector.idempotency import Answer
 from collector.kinds import KINDS, OTLP_UNMAPPED, Kind
 from collector.metrics import CONTENT_TYPE
 from collector.metrics_access import visible_tenants
 from collector.middlewares import route_of
-from collector.outcomes import count_refused, count_request
+from collector.outcomes import REFUSED, count_refused, count_request
 from collector.pipeline import Outcome, Run
+from collector.reasons import REFUSALS
 from collector.salts import wall_clock_ms
 from collector.text_params import refuse_for_non_text, text_options
 
@@ -104,6 +106,26 @@ def admit(request: web.Request, kind: str, records: int) -> None:
         raise
 
 
+def refusals_counted(kind: str, handler: Handler) -> Handler:
+    """A request refused as a whole once its tenant is known (400, 408, 413, 415, 422) counted
+    in outcomes as one `refused` request: a shipper that only checks the status (or drops a 4xx)
+    shows nothing, so the operator and the tenant see the refusals here."""
+
+    @functools.wraps(handler)
+    async def counted(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except (HttpError, web.HTTPRequestEntityTooLarge) as e:
+            reason = REFUSALS.get(e.status)
+            recorder = request.app.get(OUTCOMES)
+            if reason is not None and recorder is not None:
+                metrics = request.app[METRICS].outcomes
+                count_refused(recorder, metrics, request[TENANT].id, kind, 1, REFUSED, reason)
+            raise
+
+    return counted
+
+
 async def answer_once(
     request: web.Request, body: bytes, compute: Callable[[], Awaitable[Answer]]
 ) -> web.Response:
@@ -148,7 +170,7 @@ def ingest_handler(kind: Kind) -> Handler:
         return await answer_once(request, body, compute)
 
     ingest.__name__ = f"ingest_{kind.name}"
-    return ingest
+    return refusals_counted(kind.name, ingest)
 
 
 def _rejected(outcome: Outcome, what: str) -> str:
@@ -162,7 +184,7 @@ def _rejected(outcome: Outcome, what: str) -> str:
     )
 
 
-async def ingest_otlp(request: web.Request) -> web.Response:
+async def _ingest_otlp(request: web.Request) -> web.Response:
     """OTLP/HTTP logs: each log record maps onto a kind by its semantic-convention attributes.
     Answers 200 with an ExportLogsServiceResponse (partial success when records were rejected),
     in the request's encoding."""
@@ -196,7 +218,7 @@ async def ingest_otlp(request: web.Request) -> web.Response:
     return await answer_once(request, body, compute)
 
 
-async def ingest_otlp_traces(request: web.Request) -> web.Response:
+async def _ingest_otlp_traces(request: web.Request) -> web.Response:
     """OTLP/HTTP traces: HTTP server spans become access records; every other span is counted
     in partial_success (collector/otlp_traces.py). 200 with an ExportTraceServiceResponse."""
     app = request.app
@@ -238,6 +260,10 @@ async def ingest_otlp_traces(request: web.Request) -> web.Response:
         return answer
 
     return await answer_once(request, body, compute)
+
+
+ingest_otlp = refusals_counted("otlp", _ingest_otlp)
+ingest_otlp_traces = refusals_counted("access_log", _ingest_otlp_traces)
 
 
 async def otlp_metrics(request: web.Request) -> web.Response:

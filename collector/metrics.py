@@ -29,6 +29,7 @@ from collector.salts import SaltStore
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # what every Prometheus version reads
 TENANT_LABEL = "tenant"
+# every Counter attribute of `Metrics`: what an ingest worker publishes and the primary adds up
 COUNTERS = (
     "received",
     "accepted",
@@ -164,7 +165,8 @@ class _CountersCollector(Collector):
             outcomes[(k, o, r)] += v
         yield counter(
             "collector_records_outcomes_total",
-            "Records by what became of them: accepted, rejected, filtered, failed; by reason.",
+            "Records by what became of them: accepted, rejected, filtered, failed, rate_limited; "
+            "refused counts whole requests (not records) refused; by reason.",
             ["kind", "outcome", "reason"],
             (((k, o, r), v) for (k, o, r), v in outcomes.items()),
         )

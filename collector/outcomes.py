@@ -41,6 +41,7 @@ FLUSH_S = 10.0
 MAX_DAYS = 366
 ACCEPTED, REJECTED, FILTERED, FAILED = "accepted", "rejected", "filtered", "failed"
 RATE_LIMITED = "rate_limited"
+REFUSED = "refused"  # counts requests, not records: a refused body's records were never read
 
 Key = tuple[str, int, str, str, str]  # tenant, hour (epoch seconds), kind, outcome, reason
 InsertFn = Callable[[str, bytes, str], Awaitable[None]]
@@ -156,11 +157,13 @@ def count_refused(
     kind: str,
     records: int,
     outcome: str,
+    reason: str = "",
 ) -> None:
-    """A whole request's records refused before the pipeline saw them (the tenant's rate
-    limit): counted under `outcome`, reason ""."""
-    recorder.add(tenant, kind, outcome, "", records, int(time.time()))
-    metrics[(tenant, kind, outcome, "")] += records
+    """A whole request refused before the pipeline saw its records: by the tenant's rate limit
+    (`records` counted under `rate_limited`), or as `refused` (one request, `reason` a code of
+    `collector.reasons.REFUSALS`)."""
+    recorder.add(tenant, kind, outcome, reason, records, int(time.time()))
+    metrics[(tenant, kind, outcome, reason)] += records
 
 
 def count_request(

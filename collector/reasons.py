@@ -18,9 +18,21 @@ _CODES: tuple[tuple[str, str], ...] = (
     ("must be a JSON object", "malformed"),
     ("empty line", "malformed"),
     ("log line", "unparseable_line"),
+    ("not a line of", "unparseable_line"),  # collector.line_formats: none of the formats tried
     ("no record kind", "no_kind"),
 )
 REASONS = frozenset(code for _, code in _CODES) | {"invalid_value"}
+
+# a request refused as a whole, after its tenant was known: its HTTP status -> reason code.
+# Not here: 401/403 (no tenant to count it for), 429 (counted in records as `rate_limited`),
+# 503 (not the request's fault; its records are counted `failed`).
+REFUSALS: dict[int, str] = {
+    400: "malformed_body",  # the body (or a parameter or header describing it) cannot be read
+    408: "body_timeout",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "idempotency_conflict",
+}
 
 
 def reason_code(error: RecordInvalid) -> str:

@@ -1,8 +1,11 @@
 """The `/metrics` exposition comes from prometheus_client: escaping, HELP/TYPE, visibility."""
 
+from collections import Counter
+
+import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.metrics import Metrics
+from collector.metrics import COUNTERS, Metrics
 
 NASTY = 'a"b\\c\nd'  # a quote, a backslash and a newline
 
@@ -49,3 +52,24 @@ def test_tenant_series_only_for_the_tenants_a_caller_may_see() -> None:
     assert 'tenant="acme"' in own and "globex" not in own
     every = m.render(None).decode()
     assert 'tenant="acme"' in every and 'tenant="globex"' in every
+
+
+def test_the_workers_counters_are_added_to_every_family_including_outcomes() -> None:
+    """Under `serve --workers N` the primary renders its counters plus each ingest worker's
+    snapshot (JSON: keys come back as lists); a counter left out of the merge failed /metrics."""
+
+    worker = Metrics()
+    worker.outcomes[("acme", "access_log", "refused", "unsupported_media_type")] += 2
+    worker.rejected[("access_log", "ip")] += 1
+    primary = Metrics()
+    primary.outcomes[("acme", "access_log", "refused", "unsupported_media_type")] += 1
+    snapshot = orjson.loads(orjson.dumps(worker.snapshot()))
+    primary.others = lambda: [snapshot]
+    text = primary.render(None).decode()
+    assert (
+        'collector_tenant_records_outcomes_total{kind="access_log",outcome="refused",'
+        'reason="unsupported_media_type",tenant="acme"} 3.0' in text
+    )
+    assert 'collector_records_rejected_total{field="ip",kind="access_log"} 1.0' in text
+    fresh = Metrics()
+    assert set(COUNTERS) == {n for n, v in vars(fresh).items() if isinstance(v, Counter)}
