@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import socket
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
@@ -391,6 +391,17 @@ class Detectors:
         Nothing found: the text itself, unchanged (not even decoded), and ""."""
         r = self._result(text, plus_is_space)
         return r[0], r[1]
+
+    def memo(self) -> Mapping[str, Result]:
+        """The remembered answers for text outside a query string (`plus_is_space=False`): a hit
+        is exactly what `redact`/`find` would return for that text, so a caller on the ingest
+        path looks a value up here first and calls `result` only on a miss (saves two calls
+        per value). Read-only for callers; the same object for this detector set's life."""
+        return self._memo
+
+    def result(self, text: str) -> Result:
+        """(stored text, first class, every class) of `text` (not form-encoded), memoized."""
+        return self._result(text, False)
 
     def _result(self, text: str, plus_is_space: bool) -> Result:
         memo = self._memo_plus if plus_is_space else self._memo

@@ -90,12 +90,18 @@ def parse_ip(text: str) -> ClientIp:
 
 
 def _cut(packed: bytes, prefix: int) -> bytes:
+    """The first `prefix` bits of `packed`, the rest zero (same length)."""
     full, rest = divmod(prefix, 8)
-    out = bytearray(packed[:full])
-    if rest and full < len(packed):
-        out.append(packed[full] & (0xFF << (8 - rest)) & 0xFF)
-    out.extend(b"\x00" * (len(packed) - len(out)))
-    return bytes(out)
+    size = len(packed)
+    if full >= size:
+        return packed
+    if rest:
+        return (
+            packed[:full]
+            + bytes((packed[full] & (0xFF << (8 - rest)) & 0xFF,))
+            + bytes(size - full - 1)
+        )
+    return packed[:full] + bytes(size - full)
 
 
 def truncate_ip(ip: ClientIp, ipv4_prefix: int, ipv6_prefix: int) -> str:

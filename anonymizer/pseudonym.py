@@ -48,13 +48,11 @@ DAY_MS = 86_400_000
 def daily_visitor_id(salt: bytes, tenant_id: str, ip_packed: bytes, user_agent: str) -> str:
     """Cookieless visitor id: the same (tenant, address, agent) gives the same id within one
     day's salt; once that salt is destroyed, nothing links the id to anyone or to other days."""
-    h = hashlib.blake2b(key=salt, digest_size=DIGEST_BYTES, person=_VISITOR_PERSON)
-    h.update(tenant_id.encode())
-    h.update(b"\x00")
-    h.update(ip_packed)
-    h.update(b"\x00")
-    h.update(user_agent.encode())
-    return h.hexdigest()
+    # one message in one call: the same digest as feeding its parts in turn (~0.3 us less)
+    message = b"%s\x00%s\x00%s" % (tenant_id.encode(), ip_packed, user_agent.encode())
+    return hashlib.blake2b(
+        message, key=salt, digest_size=DIGEST_BYTES, person=_VISITOR_PERSON
+    ).hexdigest()
 
 
 _COARSE_PERSON = b"tc-coarse-v1"

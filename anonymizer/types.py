@@ -6,11 +6,14 @@ once `anonymize_access` has produced the row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 from anonymizer.imb import Imb
 from anonymizer.pseudonym import PseudonymKey
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,3 +164,22 @@ class TenantContext:
     plan: str
     key: PseudonymKey
     visitor_salts: Mapping[int, bytes] = field(default_factory=dict)
+
+
+def positional_constructor(cls: type[T]) -> Callable[..., T]:
+    """`cls(*values)` for a frozen, slotted dataclass without `__post_init__`, every field
+    given in declaration order: the same object, made ~2x faster. A frozen dataclass's
+    `__init__` sets each field through `object.__setattr__` (~0.1 us each: ~1.4 us for the 13
+    fields of an access record, which every ingested record pays); this sets each slot through
+    its descriptor, in one straight-line function compiled once."""
+    if hasattr(cls, "__post_init__") or "__slots__" not in cls.__dict__:
+        raise TypeError(f"{cls.__name__}: needs slots and no __post_init__")
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    args = ", ".join(f"a{i}" for i in range(len(names)))
+    body = "".join(f"    s{i}(o, a{i})\n" for i in range(len(names)))
+    src = f"def make({args}):\n    o = new(cls)\n{body}    return o\n"
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    scope.update({f"s{i}": cls.__dict__[n].__set__ for i, n in enumerate(names)})
+    exec(src, scope)  # noqa: S102 - the source is built from the dataclass's own field names
+    make: Callable[..., T] = scope["make"]
+    return make

@@ -28,6 +28,7 @@ from anonymizer.types import (
     DeviceRecord,
     EventRecord,
     MailScanRecord,
+    positional_constructor,
 )
 from anonymizer.url import split_url
 
@@ -157,41 +158,67 @@ def ip_field(raw: dict[str, Any], name: str = "ip", required: bool = False) -> C
 
 
 def parse_access(raw: dict[str, Any], window: TimeWindow) -> AccessRecord:
+    """Every access-log record passes here: a field holding what it usually holds (a `str`
+    within its limit, an `int` within its range) is taken on one type test; anything else
+    (absent, another type, too long) goes to the general field function, which decides exactly
+    as before, so the answers and the order of the errors are unchanged."""
+    get = raw.get
     ip = ip_field(raw, required=True)
     assert ip is not None
-    method = string_field(raw, "method", 16)
+    method = get("method")
+    if method.__class__ is not str or len(method) > 16:
+        method = string_field(raw, "method", 16)
     if method and not (method.isascii() and method.replace("-", "").isalpha()):
         raise RecordInvalid("method", "must be an HTTP method name")
-    path = string_field(raw, "path", 8192)
-    host = string_field(raw, "host", 255)
+    path = get("path")
+    if path.__class__ is not str or len(path) > 8192:
+        path = string_field(raw, "path", 8192)
+    host = get("host")
+    if host.__class__ is not str or len(host) > 255:
+        host = string_field(raw, "host", 255)
     if "://" in path:  # absolute-form request target (proxies)
         authority, path = split_url(path)
         host = host or authority
-    duration = raw.get("duration_ms")
+    duration = get("duration_ms")
     if duration is not None and (
         not isinstance(duration, int | float)
         or isinstance(duration, bool)
         or not 0 <= duration <= MAX_DURATION_MS  # also refuses nan and inf
     ):
         raise RecordInvalid("duration_ms", f"must be a number from 0 to {MAX_DURATION_MS:.0e}")
-    status = int_field(raw, "status", 0, 999)
+    status = get("status")
+    if status.__class__ is not int or not 0 <= status <= 999:
+        status = int_field(raw, "status", 0, 999)
     if status and not 100 <= status <= 599:
         raise RecordInvalid("status", "must be an HTTP status from 100 to 599")
-    return AccessRecord(
-        time_ms=parse_time(raw.get("time"), window),
-        ip=ip,
-        method=method.upper(),
-        host=host,
-        path=path,
-        status=status,
-        bytes=int_field(raw, "bytes", 0, 2**64 - 1),  # UInt64
-        duration_ms=float(duration) if duration is not None else None,
-        referrer=string_field(raw, "referrer", 4096),
-        user_agent=string_field(raw, "user_agent", 2048),
-        user_id=identifier_field(raw, "user_id"),
-        session_id=identifier_field(raw, "session_id"),
-        service=string_field(raw, "service", 64),
-    )
+    time_ms = parse_time(get("time"), window)
+    size = get("bytes")
+    if size.__class__ is not int or not 0 <= size <= _UINT64_MAX:
+        size = int_field(raw, "bytes", 0, _UINT64_MAX)
+    referrer = get("referrer")
+    if referrer.__class__ is not str or len(referrer) > 4096:
+        referrer = string_field(raw, "referrer", 4096)
+    user_agent = get("user_agent")
+    if user_agent.__class__ is not str or len(user_agent) > 2048:
+        user_agent = string_field(raw, "user_agent", 2048)
+    user_id = get("user_id")
+    if user_id.__class__ is not str or len(user_id) > 256:
+        user_id = identifier_field(raw, "user_id")
+    session_id = get("session_id")
+    if session_id.__class__ is not str or len(session_id) > 256:
+        session_id = identifier_field(raw, "session_id")
+    service = get("service")
+    if service.__class__ is not str or len(service) > 64:
+        service = string_field(raw, "service", 64)
+    return _new_access(
+        time_ms, ip, method.upper(), host, path, status, size,
+        float(duration) if duration is not None else None,
+        referrer, user_agent, user_id, session_id, service,
+    )  # fmt: skip
+
+
+_UINT64_MAX = 2**64 - 1  # the `bytes` column
+_new_access = positional_constructor(AccessRecord)  # `AccessRecord(*fields)`, faster
 
 
 # --- devices -------------------------------------------------------------------------

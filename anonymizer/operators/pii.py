@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from anonymizer.errors import RecordInvalid
+from anonymizer.kinds import KINDS
 from anonymizer.operators.operator import (
     Finish,
     Operator,
@@ -113,6 +114,50 @@ def _detect_map(pii: PiiPolicy, column: str, value: dict[str, Any]) -> dict[str,
     return out
 
 
+# Values of these exact types hold no text: the pass skips them without two isinstance calls.
+_NO_TEXT = frozenset({int, float, bool, type(None)})
+
+
+def _free_text_pass(
+    named: Mapping[str, str], sources: Mapping[str, str], pii: PiiPolicy, columns: tuple[str, ...]
+) -> Finish:
+    """`_detect` for the rows of one plan, with the free-text columns picked once: a row starts
+    as the plan's template (every column of the table, in order) and no step removes a key, so
+    a row of the template's length holds exactly `columns`; any other row (a step that added a
+    column) takes the full pass over every key. The detectors' memo is read directly: most
+    values (client families, method, service) repeat, and a hit is the answer `redact` gives."""
+    free = tuple(c for c in columns if c not in named)
+    width = len(columns)
+    dets = pii.detectors
+    known = dets.memo()
+    result = dets.result
+    action_for = pii.action_for
+
+    def finish(row: Row) -> dict[str, Any]:
+        if len(row) != width:
+            return _detect(named, sources, pii, row)
+        for column in free:
+            value = row[column]
+            if type(value) in _NO_TEXT:
+                continue
+            if isinstance(value, str):
+                if value:
+                    hit = known.get(value)
+                    if hit is None:
+                        hit = result(value)
+                    found = hit[1]
+                    if found:
+                        field = sources.get(column, column)
+                        if action_for(field) == "reject":
+                            raise refuse(field, found)
+                        row[column] = hit[0]
+            elif isinstance(value, dict):
+                row[column] = _detect_map(pii, column, value)
+        return row
+
+    return finish
+
+
 class Pii(Operator):
     name: ClassVar[str] = "pii"
     policy_keys: ClassVar[tuple[str, ...]] = ("pii.action", "pii.fields", "pii.digits")
@@ -124,7 +169,10 @@ class Pii(Operator):
 
     def finish(self, policy: Policy, table: str) -> Finish:
         sources = FREE_TEXT_SOURCES.get(table, {})
-        return partial(_detect, NAMED_COLUMNS[table], sources, policy.pii)
+        columns = next((k.columns for k in KINDS.values() if k.table == table), None)
+        if columns is None:
+            return partial(_detect, NAMED_COLUMNS[table], sources, policy.pii)
+        return _free_text_pass(NAMED_COLUMNS[table], sources, policy.pii, columns)
 
     def effect(self, key: str, old: Policy, new: Policy) -> str:
         if key == "pii.digits":
