@@ -272,14 +272,21 @@ def _parse_protobuf(body: bytes) -> ExportLogsServiceRequest:
     return request
 
 
-def _parse_json(body: bytes, max_records: int) -> tuple[ExportLogsServiceRequest, int]:
+def json_object(body: bytes, max_records: int, message: str) -> dict[str, Any]:
+    """An OTLP/JSON body as its top-level object (logs and traces alike), its JSON values
+    counted against the budget before anything is parsed."""
     check_json_values(body, max_records)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequest("body is not valid JSON (or not UTF-8)") from None
     if not isinstance(doc, dict):
-        raise BadRequest("OTLP/JSON body must be an ExportLogsServiceRequest object")
+        raise BadRequest(f"OTLP/JSON body must be an {message} object")
+    return doc
+
+
+def _parse_json(body: bytes, max_records: int) -> tuple[ExportLogsServiceRequest, int]:
+    doc = json_object(body, max_records, "ExportLogsServiceRequest")
     count = _drop_ids(doc)
     check_count(count, max_records)
     request = ExportLogsServiceRequest()

@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from collector.decode import check_count, check_json_values
+from collector.decode import check_count
 from collector.errors import BadRequest
 from collector.otlp import (
     HTTP_METHOD,
@@ -45,6 +45,7 @@ from collector.otlp import (
     access_record,
     children,
     count_protobuf_records,
+    json_object,
 )
 
 TRACES = Signal.of(ExportTraceServiceRequest, ResourceSpans, ScopeSpans, Span, "spans")
@@ -89,13 +90,7 @@ def decode_traces_lazily(
 
 
 def _parse_json(body: bytes, max_records: int) -> tuple[ExportTraceServiceRequest, int]:
-    check_json_values(body, max_records)
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise BadRequest("body is not valid JSON (or not UTF-8)") from None
-    if not isinstance(doc, dict):
-        raise BadRequest("OTLP/JSON body must be an ExportTraceServiceRequest object")
+    doc = json_object(body, max_records, "ExportTraceServiceRequest")
     count = 0
     for resource_spans in children(doc, "resourceSpans", "resource_spans"):
         for scope_spans in children(resource_spans, "scopeSpans", "scope_spans"):
