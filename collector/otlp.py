@@ -17,11 +17,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -272,6 +272,9 @@ def _parse_protobuf(body: bytes) -> ExportLogsServiceRequest:
     return request
 
 
+M = TypeVar("M", bound=Message)
+
+
 def json_object(body: bytes, max_records: int, message: str) -> dict[str, Any]:
     """An OTLP/JSON body as its top-level object (logs and traces alike), its JSON values
     counted against the budget before anything is parsed."""
@@ -285,17 +288,22 @@ def json_object(body: bytes, max_records: int, message: str) -> dict[str, Any]:
     return doc
 
 
+def json_message(doc: dict[str, Any], message: M) -> M:
+    """`doc` parsed into `message` (unknown fields ignored, as OTLP/JSON receivers must)."""
+    try:
+        json_format.ParseDict(doc, message, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError):
+        # ParseError messages quote the offending value, so they are not passed on.
+        name = type(message).__name__
+        raise BadRequest(f"body is not an OTLP/JSON {name}") from None
+    return message
+
+
 def _parse_json(body: bytes, max_records: int) -> tuple[ExportLogsServiceRequest, int]:
     doc = json_object(body, max_records, "ExportLogsServiceRequest")
     count = _drop_ids(doc)
     check_count(count, max_records)
-    request = ExportLogsServiceRequest()
-    try:
-        json_format.ParseDict(doc, request, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError):
-        # ParseError messages quote the offending value, so they are not passed on.
-        raise BadRequest("body is not an OTLP/JSON ExportLogsServiceRequest") from None
-    return request, count
+    return json_message(doc, ExportLogsServiceRequest()), count
 
 
 def children(parent: Any, *names: str) -> Iterable[dict[str, Any]]:

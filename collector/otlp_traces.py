@@ -45,6 +45,7 @@ from collector.otlp import (
     access_record,
     children,
     count_protobuf_records,
+    json_message,
     json_object,
 )
 
@@ -99,12 +100,7 @@ def _parse_json(body: bytes, max_records: int) -> tuple[ExportTraceServiceReques
                 for name in _DROPPED:
                     span.pop(name, None)
     check_count(count, max_records)
-    request = ExportTraceServiceRequest()
-    try:
-        json_format.ParseDict(doc, request, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError):
-        raise BadRequest("body is not an OTLP/JSON ExportTraceServiceRequest") from None
-    return request, count
+    return json_message(doc, ExportTraceServiceRequest()), count
 
 
 def _mapped(request: ExportTraceServiceRequest) -> Iterator[SpanItem]:
