@@ -55,6 +55,7 @@ from collector.outcomes import TABLE as OUTCOMES_TABLE
 from collector.outcomes import OutcomeRecorder
 from collector.pipeline import Pipeline
 from collector.policies import PolicyChange, PolicyRefused, PolicyStore
+from collector.priority import lower_engine_threads, lower_this_thread
 from collector.roles import Role, workers_spool_root
 from collector.salts import SWEEP_INTERVAL_S, SaltStore, sweep_forever, wall_clock_ms
 from collector.schema import Schema
@@ -74,6 +75,7 @@ from collector.workers import (
 
 log = logging.getLogger(__name__)
 SALT_SWEEP_SECONDS = SWEEP_INTERVAL_S
+ENGINE_PRIORITY_S = 5.0  # how often the engine's new threads are looked for
 
 
 def create_app(config: Config, role: Role | None = None) -> web.Application:
@@ -221,11 +223,17 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     """Open the engine and migrate on its own thread (an unreachable server: in the background,
     inserts answered 503 until done); on the way out flush, then close."""
     config = app[CONFIG]
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
-    loop = asyncio.get_running_loop()
     storage = config.storage
+    executor = ThreadPoolExecutor(
+        max_workers=1,
+        thread_name_prefix="sink",
+        initializer=lower_this_thread,  # the engine's work yields to the ingest path
+        initargs=(storage.engine_nice,),
+    )
+    loop = asyncio.get_running_loop()
     sink = await loop.run_in_executor(executor, open_sink, storage)
     schema = app[SCHEMA] = Schema()
+    priority = asyncio.create_task(_engine_priority(storage.engine_nice))
     try:
         app[SINK] = sink
         db = app[DB] = AsyncSink(sink, executor)
@@ -266,8 +274,17 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         await app[OUTCOMES].close()
         app[IDEMPOTENCY].close()
     finally:
+        priority.cancel()
         await loop.run_in_executor(executor, sink.close)
         executor.shutdown(wait=True)
+
+
+async def _engine_priority(nice: int) -> None:
+    """The engine's threads, found again now and then (its pools grow on demand), run below the
+    ingest path (collector/priority.py)."""
+    while nice > 0:
+        lower_engine_threads(nice)
+        await asyncio.sleep(ENGINE_PRIORITY_S)
 
 
 async def _start_spool(

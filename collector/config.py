@@ -85,6 +85,9 @@ class StorageConfig:
     salts_dir: Path | None = None
     # a secret file (>= 32 bytes): key and salt files are sealed under it (collector/sealing.py)
     master_key_file: Path | None = None
+    # the engine's threads (embedded: its inserts and merges) run at this nice value, below the
+    # ingest path (collector/priority.py); 0 = the same priority
+    engine_nice: int = 10
 
     @property
     def chdb_path(self) -> Path:
@@ -324,6 +327,7 @@ def parse_config(text: str, base: Path) -> Config:
             master_key_file=_optional_path(
                 base, storage.string("master_key_file", ""), s.master_key_file
             ),
+            engine_nice=storage.integer("engine_nice", s.engine_nice, 0, 19),
         ),
     )
     b = BatchConfig()

@@ -74,6 +74,8 @@ def test_body_read_timeout() -> None:
         ("[server]\nmax_head_bytes = 10\n", "server.max_head_bytes"),
         ("[server]\nmax_inflight_requests = 4\nmax_inflight_per_tenant = 5\n",
          "server.max_inflight_per_tenant: must not exceed"),
+        ("[storage]\nengine_nice = 20\n", "storage.engine_nice"),
+        ("[storage]\nengine_nice = -1\n", "storage.engine_nice"),
     ],
 )  # fmt: skip
 def test_errors_name_the_key(text: str, message: str) -> None:
