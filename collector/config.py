@@ -124,8 +124,8 @@ class SpoolConfig:
 
     enabled: bool = True
     max_bytes: int = 1024 * MIB  # high-water mark: above it ingest answers 503 + Retry-After
-    segment_bytes: int = 8 * MIB  # a segment is sealed (and shipped) at this size...
-    segment_age_ms: int = 500  # ...or this long after its first record
+    segment_bytes: int = 32 * MIB  # a segment is sealed (and shipped) at this size...
+    segment_age_ms: int = 1000  # ...or this long after its first record
     commit_window_ms: int = 1  # requests arriving within this join one write + fsync
     retry_max_s: int = 30  # cap of the shipper's exponential backoff (full jitter)
     drain_timeout_s: int = 10  # on SIGTERM, ship for at most this long; the rest at next start

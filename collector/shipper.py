@@ -49,7 +49,7 @@ def segment_token(seg: Segment, body: bytes) -> str:
 def _prepare(seg: Segment) -> tuple[int, bool, bytes, str, int]:
     """Blocking, on a worker thread: a segment's intact records joined into one insert body,
     with their count, whether the segment was intact, the body's deduplication token and its
-    rows. Joining, hashing and counting up to `segment_bytes` (8 MiB) on the event loop held
+    rows. Joining, hashing and counting up to `segment_bytes` (32 MiB) on the event loop held
     it ~10-20 ms per segment: a spike in the ack latency of every request waiting then."""
     records, intact = read_segment(seg)
     body = b"\n".join(r.rows for r in records if r.rows)

@@ -120,7 +120,8 @@ class ChdbSink:
                 f"SELECT * FROM file('{tmp}', 'JSONEachRow') "
                 f"SETTINGS insert_deduplication_token = '{_ident(token)}', "
                 # a retry dropped by the table is dropped by its rollups too (sql/0009)
-                "deduplicate_blocks_in_dependent_materialized_views = 1"
+                "deduplicate_blocks_in_dependent_materialized_views = 1, "
+                "input_format_parallel_parsing = 0, max_threads = 1"
             )
         finally:
             with contextlib.suppress(FileNotFoundError):

@@ -63,26 +63,33 @@ def encode_record(rows: list[bytes], note: bytes = b"") -> bytes:
 @dataclass(frozen=True, slots=True)
 class Record:
     note: bytes
-    rows: bytes  # JSONEachRow lines joined by "\n"
+    # JSONEachRow lines joined by "\n": a view into the segment's bytes (a segment is up to
+    # `segment_bytes`; copying each record's rows out of it would hold it twice)
+    rows: memoryview | bytes
+
+    def row_count(self) -> int:
+        return bytes(self.rows).count(b"\n") + 1 if self.rows else 0
 
 
-def decode_payload(payload: bytes) -> Record:
+def decode_payload(payload: memoryview) -> Record:
     (n,) = NOTE.unpack_from(payload)
-    return Record(payload[NOTE.size : NOTE.size + n], payload[NOTE.size + n :])
+    return Record(bytes(payload[NOTE.size : NOTE.size + n]), payload[NOTE.size + n :])
 
 
 def read_records(data: bytes) -> tuple[list[Record], int]:
     """The complete, intact records at the start of `data`, and the length they cover: a record
-    cut short or failing its CRC ends the segment (everything after it is a torn tail)."""
+    cut short or failing its CRC ends the segment (everything after it is a torn tail). The
+    records' rows are views into `data`."""
     out: list[Record] = []
     at = 0
     end = len(data)
+    view = memoryview(data)
     while at + FRAME.size <= end:
         length, crc = FRAME.unpack_from(data, at)
         start = at + FRAME.size
         if length < NOTE.size or length > MAX_RECORD_BYTES or start + length > end:
             break
-        payload = data[start : start + length]
+        payload = view[start : start + length]
         if zlib.crc32(payload) != crc:
             break
         (n,) = NOTE.unpack_from(payload)
@@ -257,7 +264,7 @@ class Spool:
                 if path.suffix == OPEN_SUFFIX:
                     path = path.rename(path.with_suffix(SUFFIX))
                 notes.extend(r.note for r in records if r.note)
-                rows = sum(r.rows.count(b"\n") + 1 for r in records if r.rows)
+                rows = sum(r.row_count() for r in records)
                 seg = Segment(table, seq, path, path.stat().st_mtime, good, len(records), rows)
                 seg.sealed = True
                 self.sealed[table].append(seg)
