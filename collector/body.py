@@ -65,7 +65,8 @@ async def _read(request: web.Request, limits: BodyLimits) -> bytes:
     stream = request.content
     stream.set_read_chunk_size(READ_CHUNK)
     chunks: list[bytes] = []
-    size = newlines = values = 0
+    size = 0
+    newlines = values = -1  # not counted yet
     while chunk := await stream.readany():
         if stream.total_raw_bytes > limits.wire_bytes:
             raise PayloadTooLarge(f"body over the limit of {limits.wire_bytes} bytes")
@@ -74,14 +75,21 @@ async def _read(request: web.Request, limits: BodyLimits) -> bytes:
             raise PayloadTooLarge(
                 f"decompressed body over the limit of {limits.decompressed_bytes} bytes"
             )
-        if limits.max_lines is not None:
+        # A newline or a structural character is one byte: until the body is longer than a
+        # limit, its count cannot be over it, so nothing is counted for the usual body. Past
+        # that, the chunks before are counted once, then each new one.
+        if limits.max_lines is not None and size > limits.max_lines:
+            if newlines < 0:
+                newlines = sum(c.count(b"\n") for c in chunks)
             newlines += chunk.count(b"\n")
             if newlines > limits.max_lines:  # n newlines end at least n lines
                 raise PayloadTooLarge(
                     f"more than {limits.max_lines} records in one request; "
                     f"the limit is {limits.max_lines}"
                 )
-        if limits.max_json_values is not None:
+        if limits.max_json_values is not None and size > limits.max_json_values:
+            if values < 0:
+                values = sum(json_values(c) for c in chunks)
             values += json_values(chunk)
             if values > limits.max_json_values:
                 raise PayloadTooLarge(
