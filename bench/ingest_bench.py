@@ -21,6 +21,9 @@ Phases (server pinned with `taskset`; the load generator on the other core where
  3. the same server, open loop at twice that rate for `--phase-s`: 202s, 503s, peak RSS
  4. floor, core 0: closed loop -> records/s; ratio = full / floor
  5. full, 2 workers, cores 0-1 (the load generator shares them): closed loop -> scaling
+ 6. full, 1 worker, core 0, server engine: the ClickHouse test server (tests/chserver.py, chDB
+    in a process of its own) on core 1 beside the load generator -> what the collector itself
+    costs per record when the engine's inserts and merges run elsewhere, as in production
 
 Usage: .venv/bin/python bench/ingest_bench.py [--batches 400] [--batch-size 500]
        [--concurrency 16] [--phase-s 8] [--geoip FILE] [--results bench/RESULTS.md]
@@ -62,7 +65,7 @@ def corpus_records() -> list[dict[str, object]]:
     return [parse_combined(line) for line in corpus_lines()]
 
 
-def config_text(port: int, data: Path, geoip: str | None) -> str:
+def config_text(port: int, data: Path, geoip: str | None, storage: str = "") -> str:
     from collector.auth import hash_key
 
     geo = f'[geoip]\ndatabase = "{geoip}"\n' if geoip else ""
@@ -73,6 +76,7 @@ port = {port}
 
 [storage]
 path = "{data}"
+{storage}
 
 [policy]
 file = "{REPO / "policy.toml"}"
@@ -201,17 +205,20 @@ class Server:
             return self.proc.wait()
 
 
-def launch(mode: str, workers: int, cores: str | None, geoip: str | None, tmp: Path) -> Server:
+def launch(
+    mode: str, workers: int, cores: str | None, geoip: str | None, tmp: Path, storage: str = ""
+) -> Server:
+    """`storage`: more `[storage]` keys (the server engine's)."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    folder = tmp / f"{mode}-{workers}"
+    folder = tmp / f"{mode}-{workers}{'-server' if storage else ''}"
     data = folder / "data"
     folder.mkdir(parents=True)
     config = folder / "collector.toml"
-    config.write_text(config_text(port, data, geoip))
+    config.write_text(config_text(port, data, geoip, storage))
     if mode == "floor":
         cmd = [sys.executable, __file__, "--serve-floor", str(config)]
     else:
@@ -453,6 +460,23 @@ def main() -> None:
             print(f"full, 2 workers: {two.records_s:,.0f} records/s", flush=True)
         finally:
             codes["full-2"] = server.stop()
+        # 6: one worker, the engine in another process: a ClickHouse server (the test server
+        # over chDB, on the load generator's core): what the collector itself costs
+        if pin:
+            os.sched_setaffinity(0, {1})
+        from chserver import running_chserver
+
+        with running_chserver(
+            tmp / "chserver", wrapper=("taskset", "-c", "1") if pin else ()
+        ) as ch:
+            storage = f'engine = "clickhouse"\nurl = "{ch.url}"\n'
+            server = launch("full", 1, "0" if pin else None, args.geoip, tmp, storage)
+            try:
+                remote = throughput(server, bodies, n, args.concurrency, warm)
+                print(f"full, server engine: {len(bodies) * n / remote.cpu_s:,.0f} records "
+                      "per collector core-second", flush=True)  # fmt: skip
+            finally:
+                codes["full-1-server"] = server.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -462,6 +486,7 @@ def main() -> None:
     per_core = records / full.cpu_s
     floor_per_core = records / floor.cpu_s
     two_per_core = records / two.cpu_s
+    remote_per_core = records / remote.cpu_s
     scaling = two.records_s / full.records_s
     mib = 2**20
     cpu = platform.processor() or platform.machine()
@@ -510,11 +535,17 @@ def main() -> None:
         f"| full, 2 workers (cores 0-1, shared with the load generator) | {two.records_s:,.0f} | "
         f"{floor.records_s:,.0f} | {two.records_s / floor.records_s:.2f} | {share(two)} | "
         f"{two_per_core:,.0f} | {two.loadavg} |",
+        f"| full, 1 worker (core 0), server engine: the ClickHouse test server over chDB in its "
+        f"own process on core 1 (its CPU not counted) | {remote.records_s:,.0f} | | | "
+        f"{share(remote)} | {remote_per_core:,.0f} | {remote.loadavg} |",
         "",
         "| measure | value | target | met | load avg |",
         "|---|---|---|---|---|",
         f"| records per core-second, full, 1 worker | {per_core:,.0f} | >= {TARGET_PER_CORE:,} | "
         f"{mark(per_core >= TARGET_PER_CORE)} | {full.loadavg} |",
+        f"| records per collector core-second, server engine (the engine's CPU elsewhere, "
+        f"as in production) | {remote_per_core:,.0f} | >= {TARGET_PER_CORE:,} | "
+        f"{mark(remote_per_core >= TARGET_PER_CORE)} | {remote.loadavg} |",
         f"| full / floor | {ratio:.2f} | >= 0.5 | {mark(ratio >= 0.5)} | {full.loadavg} |",
         f"| ack latency at half load ({req_rate / 2:.1f} req/s, 1 worker) | "
         f"p50 {half.pct(0.5):.1f} ms, p99 {half.pct(0.99):.1f} ms | p99 < 50 ms | "

@@ -466,13 +466,19 @@ class ChServer:
 
 @contextlib.contextmanager
 def running_chserver(
-    data: Path, *, down: bool = False, port: int = 0, tls_cert: Path | None = None
+    data: Path,
+    *,
+    down: bool = False,
+    port: int = 0,
+    tls_cert: Path | None = None,
+    wrapper: tuple[str, ...] = (),
 ) -> Iterator[ChServer]:
     """Start the test server in a subprocess on 127.0.0.1 and wait until it answers; with
-    `tls_cert` (a PEM of key and chain) its ClickHouse port speaks HTTPS."""
+    `tls_cert` (a PEM of key and chain) its ClickHouse port speaks HTTPS; `wrapper` prefixes
+    the command (the benchmark pins it with `taskset`)."""
     port = port or free_port()
     admin_port = free_port()
-    cmd = [sys.executable, "-m", "tests.chserver", "--port", str(port), "--admin-port",
+    cmd = [*wrapper, sys.executable, "-m", "tests.chserver", "--port", str(port), "--admin-port",
            str(admin_port), "--data", str(data)] + (["--down"] if down else [])  # fmt: skip
     if tls_cert is not None:
         cmd += ["--tls-cert", str(tls_cert)]
