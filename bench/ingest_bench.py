@@ -26,7 +26,7 @@ Phases (server pinned with `taskset`; the load generator on the other core where
     costs per record when the engine's inserts and merges run elsewhere, as in production
 
 Usage: .venv/bin/python bench/ingest_bench.py [--batches 400] [--batch-size 500]
-       [--concurrency 16] [--phase-s 8] [--geoip FILE] [--results bench/RESULTS.md]
+       [--concurrency 16] [--phase-s 8] [--geoip FILE|none] [--results bench/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -86,6 +86,16 @@ id = "bench"
 plan = "standard"
 api_key_sha256 = ["{hash_key(API_KEY)}"]
 """
+
+
+def geolite2_city() -> str | None:
+    """The GeoLite2 City database (2018) shipped in the maxminddb-geolite2 package, if installed."""
+    try:
+        import _maxminddb_geolite2  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    path = Path(_maxminddb_geolite2.__file__).parent / "GeoLite2-City.mmdb"
+    return str(path) if path.is_file() else None
 
 
 # ---- the floor server (a process of its own, started by this script with --serve-floor)
@@ -398,13 +408,20 @@ def overload(
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--serve-floor", help=argparse.SUPPRESS)
-    p.add_argument("--geoip")
+    p.add_argument(
+        "--geoip",
+        default=geolite2_city(),
+        help="a City .mmdb for the GeoIP stage (default: GeoLite2-City of the maxminddb-geolite2 "
+        "package, a dev dependency); 'none': no GeoIP",
+    )
     p.add_argument("--batches", type=int, default=400)
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--phase-s", type=float, default=8.0, help="seconds of each open-loop phase")
     p.add_argument("--results", default=str(REPO / "bench" / "RESULTS.md"))
     args = p.parse_args()
+    if args.geoip == "none":
+        args.geoip = None
     if args.serve_floor:
         serve_floor(Path(args.serve_floor))
         return
@@ -518,7 +535,7 @@ def main() -> None:
         f"process); open-loop phases {args.phase_s:g} s",
         f"- Pinning: {pinning}",
         "- full: `collector serve` (decode, validate, UA parse, GeoIP "
-        + ("on" if args.geoip else "off (no --geoip database)")
+        + (f"on ({Path(args.geoip).name}, answers cached)" if args.geoip else "off")
         + ", anonymize, spool append + group fsync, 202; the shipper inserts into chDB with its "
         "rollup views). floor: the same server and spool, one route doing aiohttp gunzip + "
         "orjson.loads + re-serializing the same number of anonymized rows + the same spool "

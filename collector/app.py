@@ -201,7 +201,7 @@ def setup_routes(app: web.Application) -> None:
 
 async def _pipeline(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    geoip = GeoIp(config.enrich.geoip_database)
+    geoip = GeoIp(config.enrich.geoip_database, config.enrich.geoip_cache_size)
     try:
         policies = PolicyStore(
             config.policy_file, config.tenant_policy_dir, [t.id for t in config.tenants]

@@ -146,6 +146,7 @@ class IdempotencyConfig:
 @dataclass(frozen=True, slots=True)
 class EnrichConfig:
     geoip_database: Path | None = None
+    geoip_cache_size: int = 65_536  # answers kept by address digest (collector/enrich.py)
     user_agent_cache_size: int = 16_384
 
 
@@ -267,7 +268,7 @@ def parse_config(text: str, base: Path) -> Config:
     server.check_known(ServerConfig.__slots__, list_known=True)
     storage.check_known(StorageConfig.__slots__, list_known=True)
     batch.check_known(BatchConfig.__slots__, list_known=True)
-    geoip.check_known({"database"}, list_known=True)
+    geoip.check_known({"database", "cache_size"}, list_known=True)
     ua.check_known({"cache_size"}, list_known=True)
     policy.check_known({"file", "tenant_dir"}, list_known=True)
 
@@ -340,6 +341,7 @@ def parse_config(text: str, base: Path) -> Config:
     en = EnrichConfig()
     enrich_cfg = EnrichConfig(
         geoip_database=_optional_path(base, geoip.string("database", ""), en.geoip_database),
+        geoip_cache_size=geoip.integer("cache_size", en.geoip_cache_size, 0, 10**7),
         user_agent_cache_size=ua.integer("cache_size", en.user_agent_cache_size, 0, 10**7),
     )
     dash = r.table("dashboard")

@@ -77,6 +77,51 @@ def test_geo_lookup_uses_the_full_address(geo_db: Path) -> None:
     geo.close()
 
 
+def test_geo_cache_answers_as_the_reader_does_and_stays_bounded(geo_db: Path) -> None:
+    """Cached answers are the reader's for every address (both halves of the split /24, the
+    mapped form, v6, unknown ones), repeats are hits, and the cache never outgrows its size."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    plain, cached = GeoIp(geo_db), GeoIp(geo_db, cache_size=8)
+    addresses = st.one_of(
+        st.integers(0, 255).map(lambda i: f"1.2.3.{i}"),
+        st.integers(0, 255).map(lambda i: f"::ffff:1.2.3.{i}"),
+        st.integers(0, 2**16 - 1).map(lambda i: f"2001:db8::{i:x}"),
+        st.ip_addresses().map(str),
+    )
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(addresses, min_size=1, max_size=6))
+    def check(batch: list[str]) -> None:
+        for text in batch + batch:  # each address twice: the second may be a hit
+            ip = parse_ip(text)
+            assert cached.lookup(ip) == plain.lookup(ip), text
+        assert len(cached._cache) <= 8 and len(cached._answers) <= 9
+
+    check()
+    assert cached.cache_hits > 0 and cached.cache_misses > 0
+    plain.close()
+    cached.close()
+
+
+def test_geo_cache_holds_no_address(geo_db: Path) -> None:
+    """The cache's keys are keyed digests under a key made at start: neither the address's
+    bytes nor its text are in them, and another reader (another process) keys differently."""
+    one, two = GeoIp(geo_db, cache_size=64), GeoIp(geo_db, cache_size=64)
+    texts = ["1.2.3.4", "1.2.3.200", "2001:db8::7", "9.9.9.9"]
+    for t in texts:
+        one.lookup(parse_ip(t))
+        two.lookup(parse_ip(t))
+    held = b"".join(one._cache) + repr(one._cache).encode()
+    for t in texts:
+        ip = parse_ip(t)
+        assert ip.packed not in held and t.encode() not in held
+    assert not set(one._cache) & set(two._cache)
+    one.close()
+    two.close()
+
+
 def test_no_database_means_empty_geo() -> None:
     geo = GeoIp(None)
     assert not geo.enabled and geo.lookup(parse_ip("1.2.3.4")).country == ""
