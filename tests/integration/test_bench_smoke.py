@@ -25,11 +25,13 @@ def test_ingest_bench_runs(tmp_path: Path) -> None:
     header = next(line for line in text.splitlines() if line.startswith("| run |"))
     columns = [c.strip() for c in header.strip("|").split("|")]
     assert {"records/s", "floor", "ratio"} <= set(columns)
-    rows = [line for line in text.splitlines() if line.startswith(("| full vs", "| full, 2"))]
-    assert len(rows) == 2 and all(len(r.strip("|").split("|")) == len(columns) for r in rows)
-    for measure in ("half load", "2x overload", "2 workers / 1 worker", "SIGTERM exit codes"):
+    rows = [line for line in text.splitlines() if line.startswith(("| full vs", "| full, "))]
+    assert len(rows) == 3 and all(len(r.strip("|").split("|")) == len(columns) for r in rows)
+    for measure in (
+        "half load", "2x overload", "2 workers / 1 worker", "SIGTERM exit codes", "server engine"
+    ):  # fmt: skip
         assert measure in text
     assert "Date:" in text and "nproc" in text and "load average at start" in text
     assert "Command: `make bench`" in text
     # every server stopped cleanly on SIGTERM (exit 0), the two-worker supervisor included
-    assert "{'full-1': 0, 'floor': 0, 'full-2': 0}" in text
+    assert "{'full-1': 0, 'floor': 0, 'full-2': 0, 'full-1-server': 0}" in text
