@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,11 @@ async def test_good_lines_are_stored_and_rejected_lines_show_in_outcomes_not_in_
             ("accepted", ""): len(good),
             ("rejected", "unparseable_line"): len(bad),
         }
-        rows = await stored(s, svc, "SELECT service, count() AS n FROM access_log GROUP BY service")
+        # acknowledged = in the spool; the shipper inserts them within about a segment's age
+        sql = "SELECT service, count() AS n FROM access_log GROUP BY service"
+        deadline = time.monotonic() + 30
+        while not (rows := await stored(s, svc, sql)) and time.monotonic() < deadline:  # noqa: ASYNC110 - polls another process
+            await asyncio.sleep(0.2)
         assert [(r["service"], int(r["n"])) for r in rows] == [("syslog-ng", len(good))]
         async with s.get(svc.url + "/metrics") as r:
             metrics = await r.text()
