@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from aiohttp import web
 
@@ -60,7 +61,7 @@ from collector.roles import Role, workers_spool_root
 from collector.salts import SWEEP_INTERVAL_S, SaltStore, sweep_forever, wall_clock_ms
 from collector.schema import Schema
 from collector.sealing import load_sealer
-from collector.shipper import Shipper, SpoolCollector
+from collector.shipper import InsertFileFn, Shipper, SpoolCollector
 from collector.sink import AsyncSink
 from collector.spool import Spool
 from collector.storage import open_sink
@@ -243,6 +244,10 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
             schema.check()
             await db.insert(table, rows, token)
 
+        async def insert_file(table: str, path: Path, token: str) -> None:
+            schema.check()
+            await db.insert_file(table, path, token)
+
         async def probe(table: str) -> None:
             schema.check()
             await db.probe(table)
@@ -263,7 +268,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         app[METRICS].registry.register(state)
         # the outcomes table is spooled too: ingest workers count into their spools
         spooled = [*tables, OUTCOMES_TABLE]
-        shipper = await _start_spool(app, spooled, insert) if config.spool.enabled else None
+        shipper = await _start_spool(app, spooled, insert_file) if config.spool.enabled else None
         yield
         app[METRICS].registry.unregister(state)
         if shipper is not None:
@@ -288,7 +293,7 @@ async def _engine_priority(nice: int) -> None:
 
 
 async def _start_spool(
-    app: web.Application, tables: list[str], insert: Callable[[str, bytes, str], Awaitable[None]]
+    app: web.Application, tables: list[str], insert_file: InsertFileFn
 ) -> Shipper:
     """The spool (what a previous run left is checked, its Idempotency-Keys learnt) and its
     shipper, which starts with the leftover segments."""
@@ -305,7 +310,7 @@ async def _start_spool(
         )  # fmt: skip
     spool.start()
     workers_root = workers_spool_root(config) if ROLE in app else None
-    shipper = Shipper(spool, insert, config.spool, workers_root)
+    shipper = Shipper(spool, insert_file, config.spool, config.storage.tmp_path, workers_root)
     shipper.start()
     app[SPOOL] = spool
     app[SHIPPER] = shipper

@@ -8,7 +8,8 @@ window` tokens). The segment file is deleted only after the insert returned.
 
 A failed insert is retried, the same segment again (order is kept per table), after an
 exponential backoff with full jitter, capped at `[spool] retry_max_s`. The spool keeps accepting
-meanwhile, up to its high-water mark. Memory: one segment per table in hand, whatever the backlog.
+meanwhile, up to its high-water mark. Memory: one record (one request's rows) per table in hand,
+whatever the backlog and the segment size: a segment's insert body is written to a scratch file.
 """
 
 from __future__ import annotations
@@ -30,31 +31,53 @@ from prometheus_client.registry import Collector
 from collector.config import SpoolConfig
 from collector.failures import describe
 from collector.metrics import Samples, counter, gauge
-from collector.spool import Segment, Spool, read_segment, scan_workers
+from collector.spool import Segment, Spool, iter_records, scan_workers
 
 log = logging.getLogger(__name__)
 
-InsertFn = Callable[[str, bytes, str], Awaitable[None]]
+InsertFileFn = Callable[[str, Path, str], Awaitable[None]]  # table, body file, token
+SCRATCH_PREFIX = "ship-"
 RETRY_FIRST_S = 0.1
 SCAN_S = 0.25  # how often the primary looks for segments sealed by the ingest workers
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-def segment_token(seg: Segment, body: bytes) -> str:
+def segment_token(seg: Segment, digest: str) -> str:
     """The segment's deduplication token: its identity and a hash of what is inserted."""
-    digest = hashlib.blake2b(body, digest_size=12).hexdigest()
     return f"spool_{seg.table}_{seg.name.replace('-', '_')}_{digest}"
 
 
-def _prepare(seg: Segment) -> tuple[int, bool, bytes, str, int]:
-    """Blocking, on a worker thread: a segment's intact records joined into one insert body,
-    with their count, whether the segment was intact, the body's deduplication token and its
-    rows. Joining, hashing and counting up to `segment_bytes` (32 MiB) on the event loop held
-    it ~10-20 ms per segment: a spike in the ack latency of every request waiting then."""
-    records, intact = read_segment(seg)
-    body = b"\n".join(r.rows for r in records if r.rows)
-    rows = body.count(b"\n") + 1 if body else 0
-    return len(records), intact, body, segment_token(seg, body), rows
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A segment's rows, written out as one insert body."""
+
+    records: int  # intact records (requests)
+    intact: bool  # every durable byte of the segment was intact
+    token: str
+    rows: int
+
+
+def _prepare(seg: Segment, out: Path) -> Prepared:
+    """Blocking, on a worker thread: a segment's intact records written to `out` as one insert
+    body (rows joined by "\n"), its deduplication token hashed over the same bytes on the way.
+    Record by record: a segment (up to `segment_bytes`, 32 MiB) is never held in memory whole,
+    and the embedded engine reads the body from `out` itself. Kept off the event loop: joining
+    and hashing a segment there held it ~10-20 ms per 8 MiB."""
+    hasher = hashlib.blake2b(digest_size=12)
+    records = rows = good = 0
+    with open(seg.path, "rb") as f, open(out, "wb") as w:
+        for record, at in iter_records(f, seg.size):
+            records += 1
+            good = at
+            if not record.rows:
+                continue
+            if rows:
+                w.write(b"\n")
+                hasher.update(b"\n")
+            w.write(record.rows)
+            hasher.update(record.rows)
+            rows += record.row_count()
+    return Prepared(records, good == seg.size, segment_token(seg, hasher.hexdigest()), rows)
 
 
 @dataclass
@@ -86,14 +109,16 @@ class Shipper:
     def __init__(
         self,
         spool: Spool,
-        insert: InsertFn,
+        insert: InsertFileFn,
         config: SpoolConfig,
+        scratch: Path,
         workers_root: Path | None = None,
     ) -> None:
         self.spool = spool
         self._insert = insert
         self.config = config
         self.workers_root = workers_root
+        self.scratch = scratch  # where a segment's insert body is written, then deleted
         self.stats = {t: TableStats() for t in spool.tables}
         self.foreign: dict[str, deque[Segment]] = {t: deque() for t in spool.tables}
         self._known: set[Path] = set()
@@ -101,6 +126,12 @@ class Shipper:
         self._progress = asyncio.Event()  # set after every shipped segment
 
     def start(self) -> None:
+        """Bodies a crash left in the scratch folder are deleted (their segments are still in
+        the spool), then one task per table ships."""
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        for leftover in self.scratch.glob(SCRATCH_PREFIX + "*"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
         for t in self.spool.tables:
             self._tasks[t] = asyncio.create_task(self._run(t), name=f"shipper-{t}")
         if self.workers_root is not None:
@@ -184,24 +215,34 @@ class Shipper:
                 stats.failing = None
 
     async def _ship(self, seg: Segment) -> None:
+        body = self.scratch / f"{SCRATCH_PREFIX}{seg.table}-{seg.name}.ndjson"
         try:
-            n_records, intact, body, token, rows = await asyncio.to_thread(_prepare, seg)
-        except FileNotFoundError:  # removed by hand: nothing left to ship, do not block the table
-            log.error("spool segment %s/%s vanished before it was shipped", seg.table, seg.name)
-            self._done(seg)
-            return
-        if not intact:
-            log.error(
-                "spool segment %s/%s is damaged: shipping the %d intact records before the damage",
-                seg.table, seg.name, n_records,
-            )  # fmt: skip
-        t0 = time.monotonic()
-        if body:
-            await self._insert(seg.table, body, token)
+            try:
+                got = await asyncio.to_thread(_prepare, seg, body)
+            except FileNotFoundError:
+                if not seg.path.exists():  # removed by hand: nothing left, do not block the table
+                    log.error(
+                        "spool segment %s/%s vanished before it was shipped", seg.table, seg.name
+                    )
+                    self._done(seg)
+                    return
+                raise  # the scratch folder is gone: made again at the retry
+            if not got.intact:
+                log.error(
+                    "spool segment %s/%s is damaged: shipping the %d intact records before the "
+                    "damage",
+                    seg.table, seg.name, got.records,
+                )  # fmt: skip
+            t0 = time.monotonic()
+            if got.rows:
+                await self._insert(seg.table, body, got.token)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                body.unlink()
         stats = self.stats[seg.table]
         stats.observe(time.monotonic() - t0)
         stats.shipped_segments += 1
-        stats.shipped_rows += rows
+        stats.shipped_rows += got.rows
         stats.shipped_bytes += seg.size
         self._done(seg)
         self._progress.set()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -25,6 +26,10 @@ class Sink(Protocol):
 
     def insert(self, table: str, rows: bytes, token: str) -> None:
         """Insert newline-separated JSON rows; a retry with the same `token` is not stored twice."""
+
+    def insert_file(self, table: str, path: Path, token: str) -> None:
+        """`insert` of the rows in a file (a spool segment's: never held in memory whole by the
+        embedded engine, which reads the file itself)."""
 
     def probe(self, table: str) -> None:
         """Raises unless an insert into `table` can work now (disk space, scratch folder)."""
@@ -50,6 +55,10 @@ class AsyncSink:
     async def insert(self, table: str, rows: bytes, token: str) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self.sink.insert, table, rows, token)
+
+    async def insert_file(self, table: str, path: Path, token: str) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.sink.insert_file, table, path, token)
 
     async def probe(self, table: str) -> None:
         loop = asyncio.get_running_loop()

@@ -115,17 +115,23 @@ class ChdbSink:
         try:
             with open(tmp, "wb") as f:
                 f.write(rows)
-            self._run(
-                f"INSERT INTO {self.database}.{_ident(table)} "
-                f"SELECT * FROM file('{tmp}', 'JSONEachRow') "
-                f"SETTINGS insert_deduplication_token = '{_ident(token)}', "
-                # a retry dropped by the table is dropped by its rollups too (sql/0009)
-                "deduplicate_blocks_in_dependent_materialized_views = 1, "
-                "input_format_parallel_parsing = 0, max_threads = 1"
-            )
+            self.insert_file(table, tmp, token)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+    def insert_file(self, table: str, path: Path, token: str) -> None:
+        if "'" in str(path) or "\\" in str(path):
+            raise SinkError("insert file path must not hold quotes or backslashes")
+        self._run(
+            f"INSERT INTO {self.database}.{_ident(table)} "
+            f"SELECT * FROM file('{path}', 'JSONEachRow') "
+            f"SETTINGS insert_deduplication_token = '{_ident(token)}', "
+            # a retry dropped by the table is dropped by its rollups too (sql/0009)
+            "deduplicate_blocks_in_dependent_materialized_views = 1, "
+            # one thread: the engine runs below the ingest path, in the background
+            "input_format_parallel_parsing = 0, max_threads = 1"
+        )
 
     def probe(self, table: str) -> None:
         """Raises unless an insert into `table` can work now: the scratch folder takes a file of

@@ -232,6 +232,9 @@ class ClickHouseSink:
             compression="lz4",
         )
 
+    def insert_file(self, table: str, path: Path, token: str) -> None:
+        self.insert(table, path.read_bytes(), token)  # compressed whole: one body per segment
+
     def probe(self, table: str) -> None:
         """Raises unless an insert into `table` can work now: the server answers and takes an
         insert of no rows into the table (it exists, the user may write it)."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import secrets
@@ -32,9 +33,10 @@ import struct
 import time
 import zlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from collector.config import SpoolConfig
 from collector.errors import ServiceUnavailable
@@ -76,28 +78,37 @@ def decode_payload(payload: memoryview) -> Record:
     return Record(bytes(payload[NOTE.size : NOTE.size + n]), payload[NOTE.size + n :])
 
 
-def read_records(data: bytes) -> tuple[list[Record], int]:
-    """The complete, intact records at the start of `data`, and the length they cover: a record
-    cut short or failing its CRC ends the segment (everything after it is a torn tail). The
-    records' rows are views into `data`."""
-    out: list[Record] = []
+def iter_records(f: BinaryIO, end: int) -> Iterator[tuple[Record, int]]:
+    """The complete, intact records of the first `end` bytes of `f`, one at a time, each with
+    the length they cover so far: a record cut short or failing its CRC ends the segment
+    (everything after it is a torn tail). One record in memory at a time."""
     at = 0
-    end = len(data)
-    view = memoryview(data)
     while at + FRAME.size <= end:
-        length, crc = FRAME.unpack_from(data, at)
+        head = f.read(FRAME.size)
+        if len(head) < FRAME.size:
+            return
+        length, crc = FRAME.unpack(head)
         start = at + FRAME.size
         if length < NOTE.size or length > MAX_RECORD_BYTES or start + length > end:
-            break
-        payload = view[start : start + length]
-        if zlib.crc32(payload) != crc:
-            break
+            return
+        payload = f.read(length)
+        if len(payload) < length or zlib.crc32(payload) != crc:
+            return
         (n,) = NOTE.unpack_from(payload)
         if NOTE.size + n > length:
-            break
-        out.append(decode_payload(payload))
+            return
         at = start + length
-    return out, at
+        yield decode_payload(memoryview(payload)), at
+
+
+def read_records(data: bytes) -> tuple[list[Record], int]:
+    """`iter_records` over bytes in memory: the intact records and the length they cover."""
+    out: list[Record] = []
+    good = 0
+    for record, at in iter_records(io.BytesIO(data), len(data)):
+        out.append(record)
+        good = at
+    return out, good
 
 
 @dataclass(eq=False)

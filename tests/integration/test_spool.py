@@ -34,6 +34,9 @@ class Outage:
             self.lose_answers -= 1
             raise SinkUnavailable("connection reset after the insert (test)")
 
+    def insert_file(self, table: str, path: Path, token: str) -> None:
+        self.insert(table, path.read_bytes(), token)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sink, name)
 
