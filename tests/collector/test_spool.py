@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 
 from collector.config import SpoolConfig
 from collector.errors import ServiceUnavailable
-from collector.spool import FRAME, Record, Spool, encode_record, read_records, read_segment
+from collector.spool import (
+    FRAME,
+    Record,
+    Segment,
+    Spool,
+    encode_record,
+    read_records,
+    read_segment,
+)
 
 row = st.dictionaries(
     st.sampled_from("abcdef"), st.integers(-(2**40), 2**40) | st.text(max_size=20)
@@ -190,3 +198,60 @@ async def test_an_unexpected_error_in_the_commit_loop_answers_503_and_restarts_i
     assert spool.commit_errors == 1 and spool.committed_requests == 1
     await spool.close()
     assert [r.rows for seg in spool.sealed["a"] for r in read_segment(seg)[0]] == [b'{"n":2}']
+
+
+# ---- the shipper's insert body, streamed from a segment
+
+
+def _segment(tmp_path: Path, blob: bytes, table: str = "t") -> Segment:
+    path = tmp_path / f"{table}-0001-abcd.seg"
+    path.write_bytes(blob)
+    return Segment(table, 1, path, 0.0, len(blob), sealed=True)
+
+
+@given(records_st, st.data())
+@settings(max_examples=200, deadline=None)
+def test_the_streamed_body_and_token_are_those_of_the_whole_segment_joined(
+    tmp_path_factory: pytest.TempPathFactory,
+    records: list[tuple[list[bytes], bytes]],
+    data: st.DataObject,
+) -> None:
+    """Record by record, the insert body is the intact records' rows joined by newlines, and
+    the deduplication token hashes the same bytes as when the segment was read whole (a
+    segment left by an older version keeps its token: its retry is still deduplicated)."""
+    import hashlib
+
+    from collector.shipper import _prepare, segment_token
+
+    tmp = tmp_path_factory.mktemp("prep")
+    blob = b"".join(encode_record(rows, note) for rows, note in records)
+    cut = data.draw(st.integers(0, len(blob)))
+    seg = _segment(tmp, blob[:cut])
+    got = _prepare(seg, tmp / "body.ndjson")
+    whole, good = read_records(blob[:cut])
+    body = b"\n".join(bytes(r.rows) for r in whole if r.rows)
+    assert (tmp / "body.ndjson").read_bytes() == body
+    assert got.token == segment_token(seg, hashlib.blake2b(body, digest_size=12).hexdigest())
+    assert got.records == len(whole) and got.intact == (good == cut)
+    assert got.rows == (body.count(b"\n") + 1 if body else 0)
+
+
+def test_a_segment_is_never_held_in_memory_whole(tmp_path: Path) -> None:
+    """A 24 MiB segment of 240 requests becomes its insert body with at most about one
+    request's rows in memory at a time (Python's allocations, traced)."""
+    import tracemalloc
+
+    from collector.shipper import _prepare
+
+    request = [orjson.dumps({"path": "/" + "x" * 1000, "i": i}) for i in range(100)]
+    blob = b"".join(encode_record(request) for _ in range(240))
+    assert len(blob) > 24_000_000
+    seg = _segment(tmp_path, blob)
+    tracemalloc.start()
+    try:
+        got = _prepare(seg, tmp_path / "body.ndjson")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got.rows == 24_000 and got.intact
+    assert peak < 2 * len(encode_record(request)) + 256 * 1024, peak
