@@ -34,13 +34,16 @@ def _ident(name: str) -> str:
     return name
 
 
+def _string(value: str) -> str:
+    """A ClickHouse string literal (the data folder's path may hold any character)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _text_params(params: dict[str, Any]) -> dict[str, Any]:
     """chDB takes query parameters in ClickHouse's text format: a list becomes `['a','b']`."""
 
     def literal(v: Any) -> str:
-        if isinstance(v, str):
-            return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
-        return str(v)
+        return _string(v) if isinstance(v, str) else str(v)
 
     return {
         k: "[" + ",".join(literal(x) for x in v) + "]" if isinstance(v, list | tuple) else v
@@ -121,11 +124,9 @@ class ChdbSink:
                 os.unlink(tmp)
 
     def insert_file(self, table: str, path: Path, token: str) -> None:
-        if "'" in str(path) or "\\" in str(path):
-            raise SinkError("insert file path must not hold quotes or backslashes")
         self._run(
             f"INSERT INTO {self.database}.{_ident(table)} "
-            f"SELECT * FROM file('{path}', 'JSONEachRow') "
+            f"SELECT * FROM file({_string(str(path))}, 'JSONEachRow') "
             f"SETTINGS insert_deduplication_token = '{_ident(token)}', "
             # a retry dropped by the table is dropped by its rollups too (sql/0009)
             "deduplicate_blocks_in_dependent_materialized_views = 1, "
@@ -145,7 +146,7 @@ class ChdbSink:
                 f.truncate(0)
             self._run(
                 f"INSERT INTO {self.database}.{_ident(table)} "
-                f"SELECT * FROM file('{tmp}', 'JSONEachRow')"
+                f"SELECT * FROM file({_string(str(tmp))}, 'JSONEachRow')"
             )
         finally:
             with contextlib.suppress(FileNotFoundError):
