@@ -25,7 +25,7 @@ Phases (server pinned with `taskset`; the load generator on the other core where
     in a process of its own) on core 1 beside the load generator -> what the collector itself
     costs per record when the engine's inserts and merges run elsewhere, as in production
 
-Usage: .venv/bin/python bench/ingest_bench.py [--batches 400] [--batch-size 500]
+Usage: .venv/bin/python bench/ingest_bench.py [--batches 1000] [--batch-size 500]
        [--concurrency 16] [--phase-s 8] [--geoip FILE|none] [--results bench/RESULTS.md]
 """
 
@@ -414,7 +414,7 @@ def main() -> None:
         help="a City .mmdb for the GeoIP stage (default: GeoLite2-City of the maxminddb-geolite2 "
         "package, a dev dependency); 'none': no GeoIP",
     )
-    p.add_argument("--batches", type=int, default=400)
+    p.add_argument("--batches", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--phase-s", type=float, default=8.0, help="seconds of each open-loop phase")
