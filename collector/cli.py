@@ -159,8 +159,13 @@ def _init(args: argparse.Namespace) -> int:
     if target.exists():
         print(f"using existing {target}", file=sys.stderr)
         return 0
-    example = Path(args.example)
-    text = example.read_text()
+    example = _example(args.example)
+    try:
+        text = example.read_text()
+    except OSError as e:
+        raise CollectorError(
+            f"init: cannot read the example config {example} ({e.strerror})"
+        ) from e
     _copy_policy(example, text, target)
     if DEV_KEY_MARKER not in text:
         shutil.copyfile(example, target)
@@ -174,6 +179,16 @@ def _init(args: argparse.Namespace) -> int:
         '-d \'[{"ip":"203.0.113.7","path":"/"}]\' http://127.0.0.1:8080/v1/logs'
     )
     return 0
+
+
+def _example(given: str | None) -> Path:
+    """The example config: as given, else `collector.example.toml` here, else the one of the
+    checkout this collector runs from (so `init` works from any folder)."""
+    if given:
+        return Path(given)
+    here = Path("collector.example.toml")
+    checkout = Path(__file__).resolve().parent.parent / here.name
+    return here if here.is_file() or not checkout.is_file() else checkout
 
 
 def _copy_policy(example: Path, text: str, target: Path) -> None:
@@ -404,7 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     m.set_defaults(func=_migrate)
     i = sub.add_parser("init", help="create a development config with a fresh API key")
     i.add_argument("--config", required=True)
-    i.add_argument("--example", default="collector.example.toml")
+    i.add_argument(
+        "--example",
+        default=None,
+        help="the config to start from (default: collector.example.toml here, else the checkout's)",
+    )
     i.set_defaults(func=_init)
     s = sub.add_parser(
         "scan-pii", help="scan every stored string for personal data; exit 1 on a finding"

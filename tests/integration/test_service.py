@@ -217,3 +217,14 @@ def test_init_elsewhere_copies_the_policy_and_serve_refuses_a_missing_one(tmp_pa
     # refused before it says it listens: no "listening" line followed by an exit
     assert serve.returncode == 2 and "listening" not in serve.stdout
     assert "[policy] file" in serve.stderr and "does not exist" in serve.stderr
+
+
+def test_init_from_any_folder_finds_the_example_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    """No `--example` outside the checkout: the checkout's example is used (it was a traceback:
+    `collector.example.toml` was looked for in the current folder only)."""
+    init = collector("init", "--config", "c.toml", cwd=tmp_path)
+    assert init.returncode == 0, init.stderr
+    assert "tck_" in init.stdout and (tmp_path / "policy.toml").is_file()
+    missing = collector("init", "--config", "d.toml", "--example", "nope.toml", cwd=tmp_path)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "cannot read the example config nope.toml" in missing.stderr
