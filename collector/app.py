@@ -61,7 +61,7 @@ from collector.roles import Role, workers_spool_root
 from collector.salts import SWEEP_INTERVAL_S, SaltStore, sweep_forever, wall_clock_ms
 from collector.schema import Schema
 from collector.sealing import load_sealer
-from collector.shipper import InsertFileFn, Shipper, SpoolCollector
+from collector.shipper import InsertFileFn, InsertFn, Shipper, SpoolCollector
 from collector.sink import AsyncSink
 from collector.spool import Spool
 from collector.storage import open_sink
@@ -268,7 +268,9 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         app[METRICS].registry.register(state)
         # the outcomes table is spooled too: ingest workers count into their spools
         spooled = [*tables, OUTCOMES_TABLE]
-        shipper = await _start_spool(app, spooled, insert_file) if config.spool.enabled else None
+        shipper = (
+            await _start_spool(app, spooled, insert, insert_file) if config.spool.enabled else None
+        )
         yield
         app[METRICS].registry.unregister(state)
         if shipper is not None:
@@ -293,7 +295,7 @@ async def _engine_priority(nice: int) -> None:
 
 
 async def _start_spool(
-    app: web.Application, tables: list[str], insert_file: InsertFileFn
+    app: web.Application, tables: list[str], insert: InsertFn, insert_file: InsertFileFn
 ) -> Shipper:
     """The spool (what a previous run left is checked, its Idempotency-Keys learnt) and its
     shipper, which starts with the leftover segments."""
@@ -310,7 +312,10 @@ async def _start_spool(
         )  # fmt: skip
     spool.start()
     workers_root = workers_spool_root(config) if ROLE in app else None
-    shipper = Shipper(spool, insert_file, config.spool, config.storage.tmp_path, workers_root)
+    # the embedded engine reads a segment's body from a file on the disk it writes to anyway;
+    # a server's is built in memory, so a full disk here never stops the drain
+    scratch = config.storage.tmp_path if config.storage.engine == "embedded" else None
+    shipper = Shipper(spool, insert, insert_file, config.spool, scratch, workers_root)
     shipper.start()
     app[SPOOL] = spool
     app[SHIPPER] = shipper

@@ -8,8 +8,9 @@ window` tokens). The segment file is deleted only after the insert returned.
 
 A failed insert is retried, the same segment again (order is kept per table), after an
 exponential backoff with full jitter, capped at `[spool] retry_max_s`. The spool keeps accepting
-meanwhile, up to its high-water mark. Memory: one record (one request's rows) per table in hand,
-whatever the backlog and the segment size: a segment's insert body is written to a scratch file.
+meanwhile, up to its high-water mark. Memory: whatever the backlog, one segment's insert body at
+most; the embedded engine's is written to a scratch file record by record (one request's rows in
+hand), which the engine reads itself.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import logging
 import random
 import time
@@ -24,6 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -35,6 +38,7 @@ from collector.spool import Segment, Spool, iter_records, scan_workers
 
 log = logging.getLogger(__name__)
 
+InsertFn = Callable[[str, bytes, str], Awaitable[None]]  # table, body, token
 InsertFileFn = Callable[[str, Path, str], Awaitable[None]]  # table, body file, token
 SCRATCH_PREFIX = "ship-"
 RETRY_FIRST_S = 0.1
@@ -57,27 +61,39 @@ class Prepared:
     rows: int
 
 
-def _prepare(seg: Segment, out: Path) -> Prepared:
+def _prepare(seg: Segment, out: BinaryIO) -> Prepared:
     """Blocking, on a worker thread: a segment's intact records written to `out` as one insert
     body (rows joined by "\n"), its deduplication token hashed over the same bytes on the way.
-    Record by record: a segment (up to `segment_bytes`, 32 MiB) is never held in memory whole,
-    and the embedded engine reads the body from `out` itself. Kept off the event loop: joining
-    and hashing a segment there held it ~10-20 ms per 8 MiB."""
+    Record by record: the segment (up to `segment_bytes`, 32 MiB) is never held in memory as
+    well as its body. Kept off the event loop: joining and hashing a segment there held it
+    ~10-20 ms per 8 MiB."""
     hasher = hashlib.blake2b(digest_size=12)
     records = rows = good = 0
-    with open(seg.path, "rb") as f, open(out, "wb") as w:
+    with open(seg.path, "rb") as f:
         for record, at in iter_records(f, seg.size):
             records += 1
             good = at
             if not record.rows:
                 continue
             if rows:
-                w.write(b"\n")
+                out.write(b"\n")
                 hasher.update(b"\n")
-            w.write(record.rows)
+            out.write(record.rows)
             hasher.update(record.rows)
             rows += record.row_count()
     return Prepared(records, good == seg.size, segment_token(seg, hasher.hexdigest()), rows)
+
+
+def _prepare_file(seg: Segment, path: Path) -> Prepared:
+    path.parent.mkdir(parents=True, exist_ok=True)  # made again if someone removed it
+    with open(path, "wb") as out:
+        return _prepare(seg, out)
+
+
+def _prepare_bytes(seg: Segment) -> tuple[Prepared, bytes]:
+    out = io.BytesIO()
+    got = _prepare(seg, out)
+    return got, out.getvalue()
 
 
 @dataclass
@@ -109,16 +125,20 @@ class Shipper:
     def __init__(
         self,
         spool: Spool,
-        insert: InsertFileFn,
+        insert: InsertFn,
+        insert_file: InsertFileFn,
         config: SpoolConfig,
-        scratch: Path,
+        scratch: Path | None,
         workers_root: Path | None = None,
     ) -> None:
         self.spool = spool
         self._insert = insert
+        self._insert_file = insert_file
         self.config = config
         self.workers_root = workers_root
-        self.scratch = scratch  # where a segment's insert body is written, then deleted
+        # where a segment's insert body is written (then deleted) for an engine that reads it
+        # from a file; None: the body is built in memory
+        self.scratch = scratch
         self.stats = {t: TableStats() for t in spool.tables}
         self.foreign: dict[str, deque[Segment]] = {t: deque() for t in spool.tables}
         self._known: set[Path] = set()
@@ -128,10 +148,11 @@ class Shipper:
     def start(self) -> None:
         """Bodies a crash left in the scratch folder are deleted (their segments are still in
         the spool), then one task per table ships."""
-        self.scratch.mkdir(parents=True, exist_ok=True)
-        for leftover in self.scratch.glob(SCRATCH_PREFIX + "*"):
-            with contextlib.suppress(OSError):
-                leftover.unlink()
+        if self.scratch is not None:
+            self.scratch.mkdir(parents=True, exist_ok=True)
+            for leftover in self.scratch.glob(SCRATCH_PREFIX + "*"):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
         for t in self.spool.tables:
             self._tasks[t] = asyncio.create_task(self._run(t), name=f"shipper-{t}")
         if self.workers_root is not None:
@@ -215,30 +236,15 @@ class Shipper:
                 stats.failing = None
 
     async def _ship(self, seg: Segment) -> None:
-        body = self.scratch / f"{SCRATCH_PREFIX}{seg.table}-{seg.name}.ndjson"
         try:
-            try:
-                got = await asyncio.to_thread(_prepare, seg, body)
-            except FileNotFoundError:
-                if not seg.path.exists():  # removed by hand: nothing left, do not block the table
-                    log.error(
-                        "spool segment %s/%s vanished before it was shipped", seg.table, seg.name
-                    )
-                    self._done(seg)
-                    return
-                raise  # the scratch folder is gone: made again at the retry
-            if not got.intact:
-                log.error(
-                    "spool segment %s/%s is damaged: shipping the %d intact records before the "
-                    "damage",
-                    seg.table, seg.name, got.records,
-                )  # fmt: skip
-            t0 = time.monotonic()
-            if got.rows:
-                await self._insert(seg.table, body, got.token)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                body.unlink()
+            got, t0 = await self._insert_segment(seg)
+        except FileNotFoundError:
+            if seg.path.exists():
+                raise
+            # removed by hand: nothing left to ship, do not block the table
+            log.error("spool segment %s/%s vanished before it was shipped", seg.table, seg.name)
+            self._done(seg)
+            return
         stats = self.stats[seg.table]
         stats.observe(time.monotonic() - t0)
         stats.shipped_segments += 1
@@ -246,6 +252,37 @@ class Shipper:
         stats.shipped_bytes += seg.size
         self._done(seg)
         self._progress.set()
+
+    async def _insert_segment(self, seg: Segment) -> tuple[Prepared, float]:
+        """The segment's rows inserted; what was inserted, and when the insert started. The
+        embedded engine reads the body from a scratch file it shares the disk with anyway; a
+        server gets it from memory (a full disk here must not stop the spool's drain)."""
+        if self.scratch is None:
+            got, body = await asyncio.to_thread(_prepare_bytes, seg)
+            self._warn_damaged(seg, got)
+            t0 = time.monotonic()
+            if got.rows:
+                await self._insert(seg.table, body, got.token)
+            return got, t0
+        path = self.scratch / f"{SCRATCH_PREFIX}{seg.table}-{seg.name}.ndjson"
+        try:
+            got = await asyncio.to_thread(_prepare_file, seg, path)
+            self._warn_damaged(seg, got)
+            t0 = time.monotonic()
+            if got.rows:
+                await self._insert_file(seg.table, path, got.token)
+            return got, t0
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    @staticmethod
+    def _warn_damaged(seg: Segment, got: Prepared) -> None:
+        if not got.intact:
+            log.error(
+                "spool segment %s/%s is damaged: shipping the %d intact records before the damage",
+                seg.table, seg.name, got.records,
+            )  # fmt: skip
 
     def _done(self, seg: Segment) -> None:
         foreign = self.foreign[seg.table]

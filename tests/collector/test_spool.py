@@ -221,27 +221,29 @@ def test_the_streamed_body_and_token_are_those_of_the_whole_segment_joined(
     segment left by an older version keeps its token: its retry is still deduplicated)."""
     import hashlib
 
-    from collector.shipper import _prepare, segment_token
+    from collector.shipper import _prepare_bytes, _prepare_file, segment_token
 
     tmp = tmp_path_factory.mktemp("prep")
     blob = b"".join(encode_record(rows, note) for rows, note in records)
     cut = data.draw(st.integers(0, len(blob)))
     seg = _segment(tmp, blob[:cut])
-    got = _prepare(seg, tmp / "body.ndjson")
+    got = _prepare_file(seg, tmp / "scratch" / "body.ndjson")  # the folder is made if missing
+    in_memory, same_body = _prepare_bytes(seg)
     whole, good = read_records(blob[:cut])
     body = b"\n".join(bytes(r.rows) for r in whole if r.rows)
-    assert (tmp / "body.ndjson").read_bytes() == body
+    assert (tmp / "scratch" / "body.ndjson").read_bytes() == body == same_body
+    assert in_memory == got
     assert got.token == segment_token(seg, hashlib.blake2b(body, digest_size=12).hexdigest())
     assert got.records == len(whole) and got.intact == (good == cut)
     assert got.rows == (body.count(b"\n") + 1 if body else 0)
 
 
 def test_a_segment_is_never_held_in_memory_whole(tmp_path: Path) -> None:
-    """A 24 MiB segment of 240 requests becomes its insert body with at most about one
-    request's rows in memory at a time (Python's allocations, traced)."""
+    """A 24 MiB segment of 240 requests becomes the embedded engine's insert file with at most
+    about one request's rows in memory at a time (Python's allocations, traced)."""
     import tracemalloc
 
-    from collector.shipper import _prepare
+    from collector.shipper import _prepare_file
 
     request = [orjson.dumps({"path": "/" + "x" * 1000, "i": i}) for i in range(100)]
     blob = b"".join(encode_record(request) for _ in range(240))
@@ -249,7 +251,7 @@ def test_a_segment_is_never_held_in_memory_whole(tmp_path: Path) -> None:
     seg = _segment(tmp_path, blob)
     tracemalloc.start()
     try:
-        got = _prepare(seg, tmp_path / "body.ndjson")
+        got = _prepare_file(seg, tmp_path / "body.ndjson")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
