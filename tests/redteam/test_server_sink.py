@@ -15,6 +15,9 @@ import pytest
 
 from tests.chserver import running_chserver
 from tests.redteam.service import running_service
+from tests.redteam.test_disk_full import small_disk
+
+__all__ = ["small_disk"]  # the tmpfs fixture
 
 pytestmark = pytest.mark.slow
 PASSWORD = "pw-redteam-0123456789-secret"
@@ -118,3 +121,46 @@ async def test_the_service_outlives_its_server(tmp_path: Path) -> None:
         assert "collector listening on" in log
         assert PASSWORD not in log
         assert "Traceback" not in log
+
+
+async def test_a_full_disk_on_the_collector_does_not_stop_the_drain_to_a_server(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """Records spooled while the server is away, then the collector's disk fills up: once the
+    server is back, the spool still drains (a server's insert body is built in memory, never in
+    a scratch file on the full disk), every acknowledged record stored once."""
+    from tests.redteam.test_disk_full import fill
+
+    with running_chserver(tmp_path / "ch") as ch:
+        ch.set_users({"collector": PASSWORD})
+        async with (
+            running_service(
+                tmp_path,
+                storage_extra=_storage(ch.url),
+                data=small_disk / "data",
+                extra="[spool]\nsegment_age_ms = 100\n",
+            ) as svc,
+            aiohttp.ClientSession() as s,
+        ):
+            deadline = time.monotonic() + 60
+            while (await readyz(s, svc.url))[0] != 200:  # migrated
+                assert time.monotonic() < deadline, await readyz(s, svc.url)
+                await asyncio.sleep(0.3)
+            ch.fault("refuse")
+            record = [{"ip": "192.0.2.10", "path": "/full-disk"}]
+            acked = 0
+            for _ in range(20):
+                async with s.post(
+                    svc.url + "/v1/logs", json=record * 100, headers=svc.headers()
+                ) as r:
+                    assert r.status == 202, await r.text()
+                    acked += (await r.json())["accepted"]
+            await asyncio.sleep(0.5)  # every segment sealed (age 100 ms)
+            big = fill(small_disk)
+            async with s.post(svc.url + "/v1/logs", json=record, headers=svc.headers()) as r:
+                assert r.status == 503  # the disk is full: nothing more is accepted
+            ch.fault("none")
+            await _count(ch, acked)  # drained with the disk still full
+            assert big.exists()
+            big.unlink()
+        assert "Traceback" not in svc.log()
