@@ -65,8 +65,7 @@ def encode_record(rows: list[bytes], note: bytes = b"") -> bytes:
 @dataclass(frozen=True, slots=True)
 class Record:
     note: bytes
-    # JSONEachRow lines joined by "\n": a view into the segment's bytes (a segment is up to
-    # `segment_bytes`; copying each record's rows out of it would hold it twice)
+    # JSONEachRow lines joined by "\n": a view into the record's payload, not a copy of it
     rows: memoryview | bytes
 
     def row_count(self) -> int:
@@ -257,26 +256,30 @@ class Spool:
                 if seq is None:
                     continue
                 self._next_seq[table] = max(self._next_seq[table], seq + 1)
-                data = path.read_bytes()
-                records, good = read_records(data)
-                if good < len(data):
-                    with open(path, "r+b") as f:
+                records = rows = good = 0
+                with open(path, "r+b") as f:  # record by record: one in memory at a time
+                    size = os.fstat(f.fileno()).st_size
+                    for record, good in iter_records(f, size):  # noqa: B007 - read after
+                        records += 1
+                        rows += record.row_count()
+                        if record.note:
+                            notes.append(record.note)
+                    if good < size:
                         f.truncate(good)
                         f.flush()
                         os.fsync(f.fileno())
+                if good < size:
                     self.torn_tails_cut += 1
                     log.warning(
                         "spool segment %s/%s: cut a torn tail of %d bytes after %d records",
-                        table, path.name, len(data) - good, len(records),
+                        table, path.name, size - good, records,
                     )  # fmt: skip
                 if not records:
                     path.unlink()
                     continue
                 if path.suffix == OPEN_SUFFIX:
                     path = path.rename(path.with_suffix(SUFFIX))
-                notes.extend(r.note for r in records if r.note)
-                rows = sum(r.row_count() for r in records)
-                seg = Segment(table, seq, path, path.stat().st_mtime, good, len(records), rows)
+                seg = Segment(table, seq, path, path.stat().st_mtime, good, records, rows)
                 seg.sealed = True
                 self.sealed[table].append(seg)
                 self.bytes_by_table[table] += good
