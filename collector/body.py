@@ -21,6 +21,7 @@ read chunk by chunk from aiohttp's stream:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -61,6 +62,17 @@ async def read_body(request: web.Request, limits: BodyLimits) -> bytes:
         ) from None
 
 
+def _newlines(data: bytes) -> int:
+    return data.count(b"\n")
+
+
+def _tally(so_far: int, before: list[bytes], chunk: bytes, count: Callable[[bytes], int]) -> int:
+    """`so_far` plus `chunk`'s count; the first time (`so_far` < 0), the chunks `before` too."""
+    if so_far < 0:
+        so_far = sum(count(c) for c in before)
+    return so_far + count(chunk)
+
+
 async def _read(request: web.Request, limits: BodyLimits) -> bytes:
     stream = request.content
     stream.set_read_chunk_size(READ_CHUNK)
@@ -77,20 +89,16 @@ async def _read(request: web.Request, limits: BodyLimits) -> bytes:
             )
         # A newline or a structural character is one byte: until the body is longer than a
         # limit, its count cannot be over it, so nothing is counted for the usual body. Past
-        # that, the chunks before are counted once, then each new one.
+        # that, the chunks before are counted once (`_tally`), then each new one.
         if limits.max_lines is not None and size > limits.max_lines:
-            if newlines < 0:
-                newlines = sum(c.count(b"\n") for c in chunks)
-            newlines += chunk.count(b"\n")
+            newlines = _tally(newlines, chunks, chunk, _newlines)
             if newlines > limits.max_lines:  # n newlines end at least n lines
                 raise PayloadTooLarge(
                     f"more than {limits.max_lines} records in one request; "
                     f"the limit is {limits.max_lines}"
                 )
         if limits.max_json_values is not None and size > limits.max_json_values:
-            if values < 0:
-                values = sum(json_values(c) for c in chunks)
-            values += json_values(chunk)
+            values = _tally(values, chunks, chunk, json_values)
             if values > limits.max_json_values:
                 raise PayloadTooLarge(
                     f"more than {limits.max_json_values} JSON values in one request "
